@@ -1,0 +1,66 @@
+"""``Client``: an endpoint plus a pipeline. Concerns live in middlewares, not here."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from ._deadline import Deadline
+from ._pipeline import Pipeline
+from ._priority import Priority
+from ._request import Request, join_url
+from ._response import Response
+
+__all__ = ["Client", "ResponseContext"]
+
+
+class ResponseContext:
+    """``async with client.request(...) as response:`` sends on entry and closes on exit."""
+
+    __slots__ = ("_pipeline", "_request", "_response")
+
+    def __init__(self, pipeline: Pipeline, request: Request) -> None:
+        self._pipeline = pipeline
+        self._request = request
+        self._response: Response | None = None
+
+    async def __aenter__(self) -> Response:
+        self._response = await self._pipeline(self._request)
+        return self._response
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._response is not None:
+            await self._response.close()
+
+
+class Client:
+    """Sends requests to one ``endpoint`` (an absolute http(s) URL) through ``pipeline``.
+
+    Relative request URLs are appended under the endpoint's path: with endpoint
+    ``http://host/api/`` (or ``http://host/api``), ``get("users/1")`` and ``get("/users/1")``
+    both go to ``http://host/api/users/1``; an absolute request URL is sent as is.
+    """
+
+    __slots__ = ("endpoint", "pipeline")
+
+    def __init__(self, endpoint: str, pipeline: Pipeline) -> None:
+        join_url(endpoint, "")  # validates the endpoint now, not at the first call
+        self.endpoint = str(endpoint)
+        self.pipeline = pipeline
+
+    def request(
+        self, request: Request, *, deadline: Deadline | None = None, priority: Priority | None = None
+    ) -> ResponseContext:
+        """Send ``request``; the response is closed when the ``async with`` block ends."""
+        return ResponseContext(
+            self.pipeline,
+            request.replace(
+                endpoint=self.endpoint,
+                deadline=deadline if deadline is not None else request.deadline,
+                priority=priority if priority is not None else request.priority,
+            ),
+        )
+
+    async def aclose(self) -> None:
+        await self.pipeline.aclose()

@@ -1,0 +1,90 @@
+"""Deadlines: absolute points in time on the running event loop's clock.
+
+A deadline is absolute inside a process (so it can be shared by every attempt of a call and
+compared with others) and relative on the wire (``X-Request-Timeout`` carries the seconds left,
+because two machines do not share a clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+
+__all__ = ["Deadline", "format_timeout", "parse_timeout"]
+
+
+def _now() -> float:
+    """The running loop's clock (virtual under a test clock), else the monotonic clock.
+
+    asyncio's default loop clock *is* ``time.monotonic``, so both agree in production.
+    """
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Deadline:
+    """An absolute deadline, ``deadline_at`` in seconds on the loop's clock.
+
+    Deadlines order by time, so the earlier of two is ``min(a, b)``.
+    """
+
+    deadline_at: float
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.deadline_at):
+            raise ValueError("deadline_at must be a number, got nan")
+
+    @classmethod
+    def from_timeout(cls, seconds: float) -> Deadline:
+        """The deadline ``seconds`` from now; ``seconds`` must be finite and >= 0."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"timeout must be a finite number of seconds >= 0, got {seconds!r}")
+        return cls(_now() + seconds)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds left until the deadline, never negative."""
+        return max(self.deadline_at - _now(), 0.0)
+
+    @property
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return _now() >= self.deadline_at
+
+    def __truediv__(self, divisor: float) -> Deadline:
+        """A deadline for one of ``divisor`` equal shares of the time left, from now."""
+        if not divisor > 0 or not math.isfinite(divisor):
+            raise ValueError(f"divisor must be a finite number > 0, got {divisor!r}")
+        now = _now()
+        return Deadline(now + max(self.deadline_at - now, 0.0) / divisor)
+
+    def __repr__(self) -> str:
+        return f"Deadline(timeout={self.timeout:.4f})"
+
+
+def format_timeout(seconds: float) -> str:
+    """Seconds left as ``X-Request-Timeout`` writes them: a decimal such as ``4.9873``."""
+    return f"{max(seconds, 0.0):.4f}"
+
+
+def parse_timeout(value: str | None) -> float | None:
+    """Read an ``X-Request-Timeout`` value as seconds; ``None`` when it carries no deadline.
+
+    Surrounding whitespace is ignored. Absent, empty, unparsable, ``nan`` and infinite values
+    give ``None`` (the receiver's default applies). Zero and negative values give ``0.0``:
+    the deadline has already passed.
+    """
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)

@@ -1,0 +1,159 @@
+"""``Request``: an immutable description of one call, and how its URL is built."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, TypeAlias
+from urllib.parse import quote, urlencode, urlsplit
+
+from ._deadline import Deadline
+from ._errors import InvalidRequestError
+from ._headers import Headers
+from ._priority import Priority
+
+__all__ = ["QueryLike", "Request", "join_url"]
+
+QueryLike: TypeAlias = (
+    "Mapping[str, str | int | float | Sequence[str | int | float]] | Sequence[tuple[str, str]] | None"
+)
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+
+def _query_pairs(query: QueryLike) -> tuple[tuple[str, str], ...]:
+    if not query:
+        return ()
+    if not isinstance(query, Mapping):
+        return tuple((str(k), str(v)) for k, v in query)
+    pairs: list[tuple[str, str]] = []
+    for key, value in query.items():
+        values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+        pairs.extend((str(key), str(item)) for item in values)
+    return tuple(pairs)
+
+
+def _escape_segment(value: str) -> str:
+    """Percent-encode a path parameter so it stays one segment: ``/``, ``?``, ``#`` and the
+    dot segments ``.`` and ``..`` are all encoded, so a value can never change the path."""
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
+    return quote(value, safe="")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """One call: a method and a URL, absolute or relative to the client's endpoint.
+
+    ``url`` may be a template (``"users/{id}"``) filled from ``path_parameters``; the template is
+    what metrics and logs call the route, so it never carries values. Parameters are
+    percent-encoded unless ``escape_path_parameters=False``. ``deadline``, ``priority`` and
+    ``attempt`` are per-call data that middlewares fill in; ``extensions`` is room for more.
+    Change a request with ``replace`` (or ``update_headers`` / ``extend_headers``): it is never
+    mutated, since retry and hedging send the same request several times at once.
+    """
+
+    method: str
+    url: str
+    headers: Headers = field(default_factory=Headers)
+    path_parameters: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    query_parameters: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    allow_redirects: bool = True
+    max_redirects: int = 10
+    escape_path_parameters: bool = True
+    endpoint: str | None = None
+    deadline: Deadline | None = None
+    priority: Priority | None = None
+    attempt: int = 1
+    retryable: bool = False
+    extensions: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    def __post_init__(self) -> None:
+        method = self.method.upper()
+        if not _TOKEN.fullmatch(method):
+            raise InvalidRequestError(f"method must be an HTTP token such as GET, got {self.method!r}")
+        if not isinstance(self.body, bytes):
+            raise InvalidRequestError(f"body must be bytes, got {type(self.body).__name__}")
+        if self.max_redirects < 0:
+            raise InvalidRequestError(f"max_redirects must be >= 0, got {self.max_redirects}")
+        object.__setattr__(self, "method", method)
+        if not isinstance(self.headers, Headers):
+            object.__setattr__(self, "headers", Headers(self.headers))
+        if not isinstance(self.query_parameters, tuple):
+            object.__setattr__(self, "query_parameters", _query_pairs(self.query_parameters))
+
+    @property
+    def route(self) -> str:
+        """The URL template without endpoint or query: safe as a metric label."""
+        return self.url.split("?", 1)[0]
+
+    @property
+    def is_idempotent(self) -> bool:
+        """Whether sending this request twice is safe: an idempotent method, marked retryable,
+        or carrying an ``Idempotency-Key`` header."""
+        return self.method in IDEMPOTENT_METHODS or self.retryable or "Idempotency-Key" in self.headers
+
+    def replace(self, **changes: Any) -> Request:
+        """A copy with the given fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def update_headers(self, headers: Mapping[str, str]) -> Request:
+        """A copy where the given headers replace any value of the same name."""
+        return dataclasses.replace(self, headers=self.headers.update(headers))
+
+    def extend_headers(self, headers: Mapping[str, str]) -> Request:
+        """A copy with the given headers added after the existing ones."""
+        return dataclasses.replace(self, headers=self.headers.extend(headers))
+
+    def with_extension(self, key: str, value: Any) -> Request:
+        """A copy with ``extensions[key] = value``."""
+        return dataclasses.replace(self, extensions=MappingProxyType({**self.extensions, key: value}))
+
+    def render_path(self) -> str:
+        """The URL with path parameters filled in (escaped) and query parameters appended."""
+        url = self.url
+        if self.path_parameters:
+            url = _PLACEHOLDER.sub(self._fill, url)
+        if self.query_parameters:
+            url += ("&" if "?" in url else "?") + urlencode(self.query_parameters)
+        return url
+
+    def _fill(self, match: re.Match[str]) -> str:
+        name = match.group(1)
+        try:
+            value = str(self.path_parameters[name])
+        except KeyError:
+            raise InvalidRequestError(f"no value for path parameter {name!r} in {self.url!r}", request=self) from None
+        return _escape_segment(value) if self.escape_path_parameters else value
+
+    def absolute_url(self, endpoint: str | None = None) -> str:
+        """The full URL to send to; see ``join_url`` for how a relative URL meets the endpoint."""
+        return join_url(endpoint if endpoint is not None else self.endpoint, self.render_path(), request=self)
+
+
+def join_url(endpoint: object, path: str, *, request: Request | None = None) -> str:
+    """Join ``path`` onto ``endpoint``.
+
+    An absolute ``path`` (with a scheme) is used as is. A relative one is always appended under
+    the endpoint's path, whether or not either side has a slash at the join:
+    ``http://host/api`` + ``users/1`` and ``http://host/api/`` + ``/users/1`` both give
+    ``http://host/api/users/1``. The endpoint's own query and fragment are dropped.
+    """
+    if urlsplit(path).scheme:
+        return path
+    if endpoint is None:
+        raise InvalidRequestError(f"relative URL {path!r} needs an endpoint", request=request)
+    parts = urlsplit(str(endpoint))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidRequestError(f"endpoint must be an absolute http(s) URL, got {str(endpoint)!r}", request=request)
+    base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+    if not path or path[0] in "?#":
+        return f"{parts.scheme}://{parts.netloc}{parts.path or '/'}{path}"
+    return f"{base}/{path.lstrip('/')}"

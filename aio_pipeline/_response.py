@@ -1,0 +1,135 @@
+"""``Response``: status, headers and a body, owning its connection until closed."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+from ._errors import ContentTypeError
+from ._headers import Headers, HeadersLike
+
+__all__ = ["Response"]
+
+BodyReader = Callable[[], Awaitable[bytes]]
+Closer = Callable[[], Awaitable[None]]
+
+
+def _media_type_and_charset(content_type: str) -> tuple[str, str | None]:
+    media_type, *params = (part.strip() for part in content_type.split(";"))
+    charset = None
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value:
+            charset = value.strip().strip('"')
+    return media_type.lower(), charset
+
+
+class Response:
+    """An HTTP response. Use it as ``async with response:`` or call ``close()`` when done.
+
+    A transport gives either the whole ``body`` (the default: the connection is already back in
+    the pool) or a ``reader`` that reads it on first ``read()``; ``on_close`` releases whatever
+    the response holds and runs at most once.
+    """
+
+    __slots__ = ("_body", "_closed", "_on_close", "_reader", "headers", "status", "url")
+
+    def __init__(
+        self,
+        status: int,
+        headers: HeadersLike = None,
+        body: bytes = b"",
+        *,
+        url: str = "",
+        reader: BodyReader | None = None,
+        on_close: Closer | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.url = url
+        self._body: bytes | None = None if reader is not None else body
+        self._reader = reader
+        self._on_close = on_close
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.url}>"
+
+    def is_successful(self) -> bool:
+        """2xx."""
+        return 200 <= self.status < 300
+
+    def is_redirect(self) -> bool:
+        """3xx."""
+        return 300 <= self.status < 400
+
+    def is_client_error(self) -> bool:
+        """4xx."""
+        return 400 <= self.status < 500
+
+    def is_server_error(self) -> bool:
+        """5xx."""
+        return 500 <= self.status < 600
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def read(self) -> bytes:
+        """The whole body (read once, then kept)."""
+        if self._body is None:
+            assert self._reader is not None
+            self._body = await self._reader()
+        return self._body
+
+    async def text(self, encoding: str | None = None) -> str:
+        """The body decoded with ``encoding``, else the Content-Type charset, else UTF-8."""
+        charset = _media_type_and_charset(self.headers.get("Content-Type", ""))[1]
+        encoding = encoding or charset or "utf-8"
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            encoding = "utf-8"
+        return (await self.read()).decode(encoding, errors="replace")
+
+    async def json(
+        self,
+        *,
+        loads: Callable[[str], Any] = json.loads,
+        content_type: str | None = "application/json",
+    ) -> Any:
+        """The body parsed as JSON; ``None`` for an empty body.
+
+        Raises ``ContentTypeError`` unless the Content-Type is ``content_type`` or ends in
+        ``+json``; ``content_type=None`` skips the check.
+        """
+        body = await self.read()
+        if not body.strip():
+            return None
+        if content_type is not None:
+            media_type = _media_type_and_charset(self.headers.get("Content-Type", ""))[0]
+            if media_type != content_type.lower() and not media_type.endswith("+json"):
+                raise ContentTypeError(
+                    f"expected Content-Type {content_type!r}, got {media_type or 'none'!r} "
+                    f"(status {self.status}, {self.url}); pass content_type=None to parse anyway"
+                )
+        return loads(await self.text())
+
+    async def close(self) -> None:
+        """Release the response's connection; safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._on_close is not None:
+            await self._on_close()
+
+    async def __aenter__(self) -> Response:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -1,0 +1,41 @@
+"""``Transport``: the leaf that puts a ``Request`` on the wire.
+
+One interface serves both our pipeline and code written for aio-request: ``send(endpoint,
+request, timeout)`` can be called directly, and ``Pipeline`` calls it with the attempt's
+endpoint and the seconds left of its deadline.
+"""
+
+from __future__ import annotations
+
+import abc
+from types import TracebackType
+
+from ._request import Request
+from ._response import Response
+
+__all__ = ["Transport"]
+
+
+class Transport(abc.ABC):
+    """Sends one request and returns its response; subclass it for a new HTTP library.
+
+    A transport must: bound the whole attempt (connect, send, body read) by ``timeout`` seconds
+    (``None``: no bound) and raise ``DeadlineExceededError`` when it runs out; never retry past
+    it; map its library's exceptions to ``TransportError`` and its subclasses; close whatever it
+    does not return; and return a ``Response`` that owns its connection until closed.
+    """
+
+    @abc.abstractmethod
+    async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:
+        """Send ``request`` (a relative URL joins onto ``endpoint``) within ``timeout`` seconds."""
+
+    async def aclose(self) -> None:
+        """Release what the transport owns. A session passed in by the user is the user's."""
+
+    async def __aenter__(self) -> Transport:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

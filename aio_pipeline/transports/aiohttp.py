@@ -1,0 +1,89 @@
+"""``AioHttpTransport``: sends through a user's ``aiohttp.ClientSession``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import yarl
+
+from .._errors import (
+    ConnectError,
+    DeadlineExceededError,
+    InvalidRequestError,
+    TooManyRedirectsError,
+    TransportError,
+)
+from .._headers import Headers
+from .._request import Request
+from .._response import Response
+from .._transport import Transport
+
+__all__ = ["AioHttpTransport"]
+
+
+class AioHttpTransport(Transport):
+    """A transport over ``client_session``, which stays the caller's to close.
+
+    ``buffer_payload=True`` (the default) reads the whole body inside the attempt, so the
+    deadline bounds it and the connection returns to the pool at once; ``False`` returns a
+    response that reads on demand and holds its connection until closed.
+    """
+
+    __slots__ = ("_buffer_payload", "_session")
+
+    def __init__(self, client_session: aiohttp.ClientSession, *, buffer_payload: bool = True) -> None:
+        self._session = client_session
+        self._buffer_payload = buffer_payload
+
+    async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:
+        try:
+            url = yarl.URL(request.absolute_url(endpoint), encoded=True)
+        except ValueError as error:
+            raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
+        scope = asyncio.timeout(timeout)
+        try:
+            async with scope:
+                return await self._send(url, request)
+        except TimeoutError as error:
+            if scope.expired():
+                raise DeadlineExceededError(f"no response within {timeout:.3f}s", request=request) from error
+            raise TransportError(f"timed out: {error!r}", request=request) from error
+        except aiohttp.TooManyRedirects as error:
+            raise TooManyRedirectsError(f"more than {request.max_redirects} redirects", request=request) from error
+        except (aiohttp.ClientConnectorError, aiohttp.ClientProxyConnectionError) as error:
+            raise ConnectError(f"cannot connect: {error}", request=request) from error
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as error:
+            raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
+        except aiohttp.ClientError as error:
+            raise TransportError(f"{type(error).__name__}: {error}", request=request) from error
+
+    async def _send(self, url: yarl.URL, request: Request) -> Response:
+        response = await self._session.request(
+            request.method,
+            url,
+            headers=request.headers.multi_items(),
+            data=request.body or None,
+            allow_redirects=request.allow_redirects,
+            max_redirects=request.max_redirects,
+        )
+        try:
+            headers = Headers(response.headers.items())
+            if self._buffer_payload:
+                return Response(response.status, headers, await response.read(), url=str(response.url))
+        except BaseException:
+            response.close()  # a half-read connection must not go back to the pool
+            raise
+        return Response(
+            response.status, headers, url=str(response.url), reader=response.read, on_close=_releaser(response)
+        )
+
+    # The session is the caller's: aclose() (inherited) leaves it open.
+
+
+def _releaser(response: aiohttp.ClientResponse) -> Callable[[], Awaitable[None]]:
+    async def release() -> None:
+        response.release()
+
+    return release
