@@ -12,7 +12,11 @@ import math
 import time
 from dataclasses import dataclass
 
-__all__ = ["Deadline", "format_timeout", "parse_timeout"]
+__all__ = ["LOW_TIMEOUT_THRESHOLD", "Deadline", "format_timeout", "parse_timeout"]
+
+#: Seconds below which a deadline is treated as spent: no attempt, hedge or handler starts
+#: with less time than this left (as aio-request's ``low_timeout_threshold``, 5 ms).
+LOW_TIMEOUT_THRESHOLD = 0.005
 
 
 def _now() -> float:
