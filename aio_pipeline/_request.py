@@ -53,8 +53,9 @@ class Request:
 
     ``url`` may be a template (``"users/{id}"``) filled from ``path_parameters``; the template is
     what metrics and logs call the route, so it never carries values. Parameters are
-    percent-encoded unless ``escape_path_parameters=False``. ``deadline``, ``priority`` and
-    ``attempt`` are per-call data that middlewares fill in; ``extensions`` is room for more.
+    percent-encoded unless ``escape_path_parameters=False``. ``deadline``, ``priority``,
+    ``attempt`` (1, 2, ...) and ``attempt_kind`` (``"first"``, ``"retry"`` or ``"hedge"``) are
+    per-call data that middlewares fill in; ``extensions`` is room for more.
     Change a request with ``replace`` (or ``update_headers`` / ``extend_headers``): it is never
     mutated, since retry and hedging send the same request several times at once.
     """
@@ -72,6 +73,7 @@ class Request:
     deadline: Deadline | None = None
     priority: Priority | None = None
     attempt: int = 1
+    attempt_kind: str = "first"
     retryable: bool = False
     extensions: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
