@@ -1,0 +1,1 @@
+"""Benchmarks: the pipeline against raw aiohttp and httpx, measured in one run (see run.py)."""
