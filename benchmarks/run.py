@@ -19,7 +19,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,7 +123,7 @@ async def run_all(base: str, rounds: int, scale: float, only: set[str] | None) -
                     continue
                 per_variant = {name: Result(scenario.name, name) for name in variants}
                 per_round = max(1, int(scenario.calls * scale) // rounds)
-                for name, call in variants.items():  # warm-up: connections, caches
+                for call in variants.values():  # warm-up: connections, caches
                     await run_batch(call, scenario, min(50, per_round), Result("", ""))
                 for _ in range(rounds):
                     for name, call in variants.items():
