@@ -22,6 +22,9 @@ QueryLike: TypeAlias = (
 )
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Characters a URL may carry as they are; anything else (spaces, non-ASCII) is percent-encoded.
+_URL_SAFE = "%:/?#[]@!$&'()*+,;=~"
+_NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9\-._~%:/?#\[\]@!$&'()*+,;=]")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -128,10 +131,16 @@ class Request:
         return dataclasses.replace(self, extensions=MappingProxyType({**self.extensions, key: value}))
 
     def render_path(self) -> str:
-        """The URL with path parameters filled in (escaped) and query parameters appended."""
+        """The URL with path parameters filled in (escaped) and query parameters appended.
+
+        Characters a URL cannot carry as they are (spaces, non-ASCII) are percent-encoded;
+        existing ``%XX`` escapes are kept, so the result is ready to send as is.
+        """
         url = self.url
         if self.path_parameters:
             url = _PLACEHOLDER.sub(self._fill, url)
+        if _NEEDS_QUOTING.search(url):
+            url = quote(url, safe=_URL_SAFE)
         if self.query_parameters:
             url += ("&" if "?" in url else "?") + urlencode(self.query_parameters)
         return url

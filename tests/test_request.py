@@ -93,8 +93,8 @@ def test_missing_path_parameter_is_a_clear_error() -> None:
         ap.get("users/{id}", path_parameters={"other": "1"}).absolute_url("http://h")
 
 
-def test_url_without_parameters_keeps_literal_braces() -> None:
-    assert ap.get("a{b}").absolute_url("http://h") == "http://h/a{b}"
+def test_url_without_parameters_encodes_literal_braces() -> None:
+    assert ap.get("a{b}").absolute_url("http://h") == "http://h/a%7Bb%7D"
 
 
 def test_query_parameters_are_encoded_and_repeatable() -> None:

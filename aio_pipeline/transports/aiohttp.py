@@ -66,7 +66,8 @@ class AioHttpTransport(Transport):
             headers=request.headers.multi_items(),
             data=request.body or None,
             allow_redirects=request.allow_redirects,
-            max_redirects=request.max_redirects,
+            # aiohttp counts differently: it fails on reaching its limit, and 0 means "no limit".
+            max_redirects=request.max_redirects + 1,
         )
         try:
             headers = Headers(response.headers.items())
@@ -76,10 +77,27 @@ class AioHttpTransport(Transport):
             response.close()  # a half-read connection must not go back to the pool
             raise
         return Response(
-            response.status, headers, url=str(response.url), reader=response.read, on_close=_releaser(response)
+            response.status,
+            headers,
+            url=str(response.url),
+            reader=_reader(response, request),
+            on_close=_releaser(response),
         )
 
     # The session is the caller's: aclose() (inherited) leaves it open.
+
+
+def _reader(response: aiohttp.ClientResponse, request: Request) -> Callable[[], Awaitable[bytes]]:
+    """Read an unbuffered body later, still mapping aiohttp's errors to ours."""
+
+    async def read() -> bytes:
+        try:
+            return await response.read()
+        except aiohttp.ClientError as error:
+            response.close()
+            raise TransportError(f"{type(error).__name__}: {error}", request=request) from error
+
+    return read
 
 
 def _releaser(response: aiohttp.ClientResponse) -> Callable[[], Awaitable[None]]:

@@ -53,7 +53,7 @@ class HttpxTransport(Transport):
             raise ConnectError(f"cannot connect: {error}", request=request) from error
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
             raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
-        except httpx.TransportError as error:
+        except (httpx.TransportError, httpx.DecodingError) as error:
             raise TransportError(f"{type(error).__name__}: {error}", request=request) from error
 
     async def _send(self, outgoing: httpx.Request, request: Request) -> Response:
