@@ -5,12 +5,16 @@ from __future__ import annotations
 from types import TracebackType
 
 from ._deadline import Deadline
-from ._pipeline import Pipeline
+from ._pipeline import Middleware, Pipeline
 from ._priority import Priority
 from ._request import Request, join_url
 from ._response import Response
 
-__all__ = ["Client", "ResponseContext"]
+__all__ = ["STRATEGY_EXTENSION", "Client", "ResponseContext"]
+
+#: The request extension carrying a strategy chosen for one call; ``PerCallStrategy`` (in the
+#: client's pipeline, where the strategy goes) runs it instead of its default.
+STRATEGY_EXTENSION = "aio_pipeline.strategy"
 
 
 class ResponseContext:
@@ -50,17 +54,26 @@ class Client:
         self.pipeline = pipeline
 
     def request(
-        self, request: Request, *, deadline: Deadline | None = None, priority: Priority | None = None
+        self,
+        request: Request,
+        *,
+        deadline: Deadline | None = None,
+        priority: Priority | None = None,
+        strategy: Middleware[Request, Response] | None = None,
     ) -> ResponseContext:
-        """Send ``request``; the response is closed when the ``async with`` block ends."""
-        return ResponseContext(
-            self.pipeline,
-            request.replace(
-                endpoint=self.endpoint,
-                deadline=deadline if deadline is not None else request.deadline,
-                priority=priority if priority is not None else request.priority,
-            ),
+        """Send ``request``; the response is closed when the ``async with`` block ends.
+
+        ``strategy`` (for example ``sequential_strategy()``) replaces the pipeline's default
+        strategy for this call, for any method: choosing one is the caller's explicit choice.
+        """
+        request = request.replace(
+            endpoint=self.endpoint,
+            deadline=deadline if deadline is not None else request.deadline,
+            priority=priority if priority is not None else request.priority,
         )
+        if strategy is not None:
+            request = request.with_extension(STRATEGY_EXTENSION, strategy)
+        return ResponseContext(self.pipeline, request)
 
     async def aclose(self) -> None:
         await self.pipeline.aclose()
