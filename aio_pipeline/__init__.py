@@ -6,8 +6,10 @@ only when ``HttpxTransport`` is first used, so the package imports without it.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._budget import RetryBudget
 from ._builders import (
     delete,
     get,
@@ -22,8 +24,27 @@ from ._builders import (
     request,
     request_json,
 )
+from ._circuit import (
+    CircuitBreaker,
+    CircuitPermit,
+    CircuitState,
+    CircuitStateChanged,
+    DefaultCircuitBreaker,
+    NoopCircuitBreaker,
+)
+from ._classify import DefaultResponseClassifier, ResponseClassifier, ResponseVerdict
 from ._client import Client, ResponseContext
+from ._context import Context, detached, get_context, set_context
 from ._deadline import Deadline
+from ._delays import (
+    DelaysProvider,
+    PercentileBasedRequestAttemptDelaysProvider,
+    RequestAttemptDelaysProvider,
+    constant_delays,
+    exponential_backoff_delays,
+    linear_backoff_delays,
+    linear_delays,
+)
 from ._errors import (
     CircuitOpenError,
     ConnectError,
@@ -36,46 +57,113 @@ from ._errors import (
     TooManyRedirectsError,
     TransportError,
 )
+from ._events import (
+    AttemptFinished,
+    AttemptStarted,
+    BudgetExhausted,
+    Event,
+    EventHook,
+    HedgeStarted,
+    RetryAfterGaveUp,
+    RetryAfterHonoured,
+    RetryScheduled,
+    with_event_hook,
+)
 from ._headers import Headers
 from ._pipeline import Handler, Middleware, Pipeline, compose
 from ._priority import Priority
 from ._request import Request
 from ._response import Response
+from ._retry_after import parse_retry_after
 from ._transport import Transport
+from .server.aiohttp import aiohttp_middleware_factory, aiohttp_timeout
 from .transports.aiohttp import AioHttpTransport
 
 if TYPE_CHECKING:
+    from middlewares.hedging import ParallelStrategy, parallel_strategy
+    from middlewares.retry import (
+        DeadlineProvider,
+        SequentialStrategy,
+        pass_deadline_through,
+        sequential_strategy,
+        split_deadline_between_attempts,
+    )
+    from middlewares.strategy import (
+        PerCallStrategy,
+        SingleAttempt,
+        single_attempt_strategy,
+    )
+
     from .transports.httpx import HttpxTransport
 
 __all__ = [
     "AioHttpTransport",
+    "AttemptFinished",
+    "AttemptStarted",
+    "BudgetExhausted",
+    "CircuitBreaker",
     "CircuitOpenError",
+    "CircuitPermit",
+    "CircuitState",
+    "CircuitStateChanged",
     "Client",
     "ConnectError",
     "ContentTypeError",
+    "Context",
     "Deadline",
     "DeadlineExceededError",
+    "DeadlineProvider",
+    "DefaultCircuitBreaker",
+    "DefaultResponseClassifier",
+    "DelaysProvider",
+    "Event",
+    "EventHook",
     "Handler",
     "Headers",
+    "HedgeStarted",
     "HttpxTransport",
     "InvalidRequestError",
     "Middleware",
+    "NoopCircuitBreaker",
     "OverloadedError",
+    "ParallelStrategy",
+    "PerCallStrategy",
+    "PercentileBasedRequestAttemptDelaysProvider",
     "Pipeline",
     "PipelineError",
     "Priority",
     "RejectedError",
     "Request",
+    "RequestAttemptDelaysProvider",
     "Response",
+    "ResponseClassifier",
     "ResponseContext",
+    "ResponseVerdict",
+    "RetryAfterGaveUp",
+    "RetryAfterHonoured",
+    "RetryBudget",
+    "RetryScheduled",
+    "SequentialStrategy",
+    "SingleAttempt",
     "TooManyRedirectsError",
     "Transport",
     "TransportError",
+    "aiohttp_middleware_factory",
+    "aiohttp_timeout",
     "compose",
+    "constant_delays",
     "delete",
+    "detached",
+    "exponential_backoff_delays",
     "get",
+    "get_context",
     "head",
+    "linear_backoff_delays",
+    "linear_delays",
     "options",
+    "parallel_strategy",
+    "parse_retry_after",
+    "pass_deadline_through",
     "patch",
     "patch_json",
     "post",
@@ -84,10 +172,33 @@ __all__ = [
     "put_json",
     "request",
     "request_json",
+    "sequential_strategy",
+    "set_context",
+    "single_attempt_strategy",
+    "split_deadline_between_attempts",
+    "with_event_hook",
 ]
 
 
+# Strategies live in ``middlewares``, which imports this package's core: importing them here
+# eagerly would make ``import middlewares.retry`` (before ``aio_pipeline``) circular.
+_FROM_MIDDLEWARES = {
+    "DeadlineProvider": "middlewares.retry",
+    "ParallelStrategy": "middlewares.hedging",
+    "PerCallStrategy": "middlewares.strategy",
+    "SequentialStrategy": "middlewares.retry",
+    "SingleAttempt": "middlewares.strategy",
+    "parallel_strategy": "middlewares.hedging",
+    "pass_deadline_through": "middlewares.retry",
+    "sequential_strategy": "middlewares.retry",
+    "single_attempt_strategy": "middlewares.strategy",
+    "split_deadline_between_attempts": "middlewares.retry",
+}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _FROM_MIDDLEWARES:
+        return getattr(importlib.import_module(_FROM_MIDDLEWARES[name]), name)
     # Lazy, so that importing the package never imports httpx. Without httpx installed the
     # name still exists (``from aio_pipeline import *`` works) and fails when instantiated.
     if name == "HttpxTransport":

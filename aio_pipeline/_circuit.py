@@ -1,0 +1,386 @@
+"""Circuit breaking: stop calling an endpoint that keeps failing, and notice when it is back.
+
+Each key (an endpoint, by default) has its own circuit::
+
+                  failure ratio over the window, or N consecutive failures
+        CLOSED ─────────────────────────────────────────────────────────▶ OPEN
+          ▲                                                            │    ▲
+          │ every probe succeeded                   break_duration over│    │ a probe failed, was
+          │                                                            ▼    │ cancelled or outlived
+          └──────────────────────────────────────────────────────── HALF_OPEN  probe_timeout
+
+CLOSED lets every attempt through and samples its outcome; OPEN refuses every attempt with
+``CircuitOpenError``; HALF_OPEN lets ``half_open_probes`` attempts through as probes and
+refuses the rest. Time comes from the event loop's monotonic clock, never the wall clock, and
+time-driven changes (the break ending, a probe timing out) are applied when the circuit is
+next looked at, dated when they were due.
+
+Two ways in: ``execute(...)``, aio-request's interface, and ``acquire(key)``, which returns a
+``CircuitPermit`` for one attempt whose owner reports exactly how it ended (the middleware
+uses it, so that exceptions and cancellations are judged, not only responses).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import enum
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from ._circuit_window import SlidingWindow
+from ._errors import CircuitOpenError
+
+__all__ = [
+    "CircuitBreaker",
+    "CircuitPermit",
+    "CircuitState",
+    "CircuitStateChanged",
+    "DefaultCircuitBreaker",
+    "NoopCircuitBreaker",
+]
+
+KeyT = TypeVar("KeyT", bound=Hashable)
+ResultT = TypeVar("ResultT")
+
+_log = logging.getLogger("aio_pipeline.circuit")
+
+
+class CircuitState(enum.StrEnum):
+    """The state of one circuit; the values are what logs and metrics show."""
+
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitStateChanged(Generic[KeyT]):
+    """The circuit for ``key`` went from ``old`` to ``new`` at ``at`` (loop clock, seconds).
+
+    ``reason`` is one of ``failure_ratio``, ``consecutive_failures``, ``break_elapsed``,
+    ``probe_failed``, ``probe_timed_out`` and ``probes_succeeded``.
+    """
+
+    key: KeyT
+    old: CircuitState
+    new: CircuitState
+    at: float
+    reason: str = ""
+
+
+class CircuitBreaker(abc.ABC, Generic[KeyT, ResultT]):
+    """aio-request's breaker interface: run an operation under the circuit of ``scope``."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    async def execute(
+        self,
+        *,
+        scope: KeyT,
+        operation: Callable[[], Awaitable[ResultT]],
+        fallback: ResultT,
+        is_successful: Callable[[ResultT], bool],
+    ) -> ResultT:
+        """``await operation()`` and report whether ``is_successful(result)``; return
+        ``fallback`` without calling it when the circuit of ``scope`` refuses the attempt."""
+
+    @property
+    @abc.abstractmethod
+    def state(self) -> Mapping[KeyT, CircuitState]:
+        """The state of every circuit currently tracked, by key."""
+
+
+class NoopCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
+    """Never refuses, never counts: the explicit opt-out."""
+
+    __slots__ = ()
+
+    async def execute(
+        self,
+        *,
+        scope: KeyT,
+        operation: Callable[[], Awaitable[ResultT]],
+        fallback: ResultT,
+        is_successful: Callable[[ResultT], bool],
+    ) -> ResultT:
+        return await operation()
+
+    @property
+    def state(self) -> Mapping[KeyT, CircuitState]:
+        return {}
+
+
+class _Outcome(enum.Enum):
+    SUCCESS = enum.auto()
+    FAILURE = enum.auto()
+    CANCELLED = enum.auto()
+
+
+class CircuitPermit(Generic[KeyT]):
+    """Leave for one attempt under the circuit of ``key``, from ``DefaultCircuitBreaker.acquire``.
+
+    Report how the attempt ended with ``success()``, ``failure()`` or ``cancelled()``; only the
+    first report counts, so ``cancelled()`` in a ``finally`` is a safe catch-all. A cancelled
+    probe (``is_probe``) counts as a failure, since a timeout is the usual reason a probe is
+    cancelled; any other cancelled attempt (a hedging loser) counts as nothing.
+    """
+
+    __slots__ = ("_breaker", "_circuit", "_epoch", "_reported", "is_probe", "key", "probe_id")
+
+    def __init__(
+        self, breaker: DefaultCircuitBreaker[KeyT, Any], key: KeyT, circuit: _Circuit, probe_id: int | None
+    ) -> None:
+        self._breaker = breaker
+        self._circuit = circuit
+        self._epoch = circuit.epoch
+        self._reported = False
+        self.key = key
+        self.probe_id = probe_id
+        self.is_probe = probe_id is not None
+
+    def success(self) -> None:
+        self._report(_Outcome.SUCCESS)
+
+    def failure(self) -> None:
+        self._report(_Outcome.FAILURE)
+
+    def cancelled(self) -> None:
+        self._report(_Outcome.CANCELLED)
+
+    def _report(self, outcome: _Outcome) -> None:
+        if not self._reported:
+            self._reported = True
+            self._breaker._report(self, self._circuit, self._epoch, outcome)
+
+
+class _Circuit:
+    """The mutable state behind one key. ``epoch`` changes with every transition, so a report
+    from a permit of an earlier period (one that outlived its probe lease, or was issued before
+    the circuit opened) is recognised and ignored."""
+
+    __slots__ = ("consecutive", "epoch", "next_probe_id", "open_until", "probe_successes", "probes", "state", "window")
+
+    def __init__(self, window: SlidingWindow) -> None:
+        self.state = CircuitState.CLOSED
+        self.epoch = 0
+        self.window = window
+        self.consecutive = 0  # failures in a row, while closed
+        self.open_until = 0.0
+        self.probes: dict[int, float] = {}  # probe id -> when its lease runs out
+        self.probe_successes = 0
+        self.next_probe_id = 0
+
+
+def _loop_time() -> float:
+    # asyncio's default loop clock is time.monotonic; a test loop may make it virtual.
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
+def _require(name: str, ok: bool, expected: str, value: object) -> None:
+    if not ok:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_seconds(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
+    """A circuit per key, sampled over a sliding window; share one instance to share its state.
+
+    The circuit opens when, within the last ``sampling_duration`` seconds (in ``windows_count``
+    buckets), at least ``minimum_throughput`` attempts ended and ``failures / attempts >=
+    failure_threshold``; or, with ``consecutive_failures`` set, after that many failures in a
+    row, however slow the traffic. It stays open ``break_duration`` seconds, then lets
+    ``half_open_probes`` (default 1) attempts through: when all of them succeed it closes with
+    an empty window, and when one fails it opens again. A probe that has not reported within
+    ``probe_timeout`` seconds (default: ``break_duration``) counts as failed, so a hung probe
+    cannot hold the circuit half-open.
+
+    Circuits of the ``max_keys`` (default 1000) most recently used keys are kept; older ones
+    are forgotten (and start closed if they come back). ``hooks`` are called with a
+    ``CircuitStateChanged`` on every transition, synchronously: keep them quick; an exception
+    from one is logged and otherwise ignored. ``clock`` (seconds, monotonic) defaults to the
+    running event loop's ``time()``. Bad values raise ``ValueError`` naming the option. Use an
+    instance from one event loop: it is not thread-safe.
+    """
+
+    break_duration: float
+    failure_threshold: float
+    minimum_throughput: int
+    sampling_duration: float
+    windows_count: int = 10
+    half_open_probes: int = 1
+    consecutive_failures: int | None = None
+    probe_timeout: float | None = None
+    max_keys: int = 1000
+    hooks: Sequence[Callable[[CircuitStateChanged[KeyT]], None]] = ()
+    clock: Callable[[], float] | None = None
+    _circuits: OrderedDict[KeyT, _Circuit] = field(init=False, repr=False, default_factory=OrderedDict)
+    _now: Callable[[], float] = field(init=False, repr=False, default=_loop_time)
+    _lease: float = field(init=False, repr=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        _require("break_duration", _is_seconds(self.break_duration), "a number of seconds > 0", self.break_duration)
+        threshold = self.failure_threshold
+        ok = isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 < threshold <= 1
+        _require("failure_threshold", ok, "a ratio in (0, 1]", threshold)
+        _require("minimum_throughput", _is_count(self.minimum_throughput), "an int > 0", self.minimum_throughput)
+        _require("sampling_duration", _is_seconds(self.sampling_duration), "seconds > 0", self.sampling_duration)
+        _require("windows_count", _is_count(self.windows_count), "an int > 0", self.windows_count)
+        _require("half_open_probes", _is_count(self.half_open_probes), "an int > 0", self.half_open_probes)
+        count = self.consecutive_failures
+        _require("consecutive_failures", count is None or _is_count(count), "None or an int > 0", count)
+        lease = self.probe_timeout
+        _require("probe_timeout", lease is None or _is_seconds(lease), "None or seconds > 0", lease)
+        _require("max_keys", _is_count(self.max_keys), "an int > 0", self.max_keys)
+        object.__setattr__(self, "hooks", tuple(self.hooks))
+        object.__setattr__(self, "_now", self.clock or _loop_time)
+        object.__setattr__(self, "_lease", self.break_duration if lease is None else lease)
+
+    @property
+    def state(self) -> Mapping[KeyT, CircuitState]:
+        """A snapshot of every tracked circuit's state, brought up to date with the clock."""
+        now = self._now()
+        for key, circuit in list(self._circuits.items()):
+            self._advance(key, circuit, now)
+        return {key: circuit.state for key, circuit in self._circuits.items()}
+
+    def acquire(self, key: KeyT, *, request: object = None) -> CircuitPermit[KeyT]:
+        """Admit one attempt under the circuit of ``key``, or raise ``CircuitOpenError``
+        (carrying ``request``) whose ``retry_after`` is the seconds until a probe may go:
+        the rest of the break, or while every probe slot is taken, the time until the oldest
+        probe's lease runs out (the latest the half-open state can last)."""
+        now = self._now()
+        circuit = self._circuit_for(key)
+        self._advance(key, circuit, now)
+        if circuit.state is CircuitState.CLOSED:
+            return CircuitPermit(self, key, circuit, None)
+        if circuit.state is CircuitState.HALF_OPEN:
+            if len(circuit.probes) + circuit.probe_successes < self.half_open_probes:
+                probe_id = circuit.next_probe_id
+                circuit.next_probe_id += 1
+                circuit.probes[probe_id] = now + self._lease
+                return CircuitPermit(self, key, circuit, probe_id)
+            retry_after = min(min(circuit.probes.values()) - now, self._lease)
+        else:
+            # Clamped: float rounding must not make a break look longer than it is.
+            retry_after = min(circuit.open_until - now, self.break_duration)
+        raise CircuitOpenError(
+            f"circuit {key!r} is {circuit.state}: next probe in {retry_after:.3f} s",
+            request=request,
+            retry_after=retry_after,
+        )
+
+    async def execute(
+        self,
+        *,
+        scope: KeyT,
+        operation: Callable[[], Awaitable[ResultT]],
+        fallback: ResultT,
+        is_successful: Callable[[ResultT], bool],
+    ) -> ResultT:
+        """As aio-request's, except that an exception from ``operation`` counts as a failure
+        (and propagates), and a cancelled ``operation`` is judged as ``CircuitPermit`` says."""
+        try:
+            permit = self.acquire(scope)
+        except CircuitOpenError:
+            return fallback
+        try:
+            result = await operation()
+            if is_successful(result):
+                permit.success()
+            else:
+                permit.failure()
+            return result
+        except Exception:
+            permit.failure()
+            raise
+        finally:
+            permit.cancelled()  # a no-op once reported: only a cancellation arrives here unreported
+
+    def _circuit_for(self, key: KeyT) -> _Circuit:
+        circuit = self._circuits.get(key)
+        if circuit is not None:
+            self._circuits.move_to_end(key)
+            return circuit
+        circuit = self._circuits[key] = _Circuit(SlidingWindow(self.sampling_duration, self.windows_count))
+        if len(self._circuits) > self.max_keys:
+            self._circuits.popitem(last=False)
+        return circuit
+
+    def _report(self, permit: CircuitPermit[KeyT], circuit: _Circuit, epoch: int, outcome: _Outcome) -> None:
+        key = permit.key
+        if self._circuits.get(key) is not circuit:
+            return  # the key was forgotten (least recently used) while the attempt ran
+        now = self._now()
+        self._advance(key, circuit, now)
+        if circuit.epoch != epoch:
+            return  # the circuit has moved on: this attempt says nothing about its new period
+        if permit.probe_id is not None:
+            del circuit.probes[permit.probe_id]
+            if outcome is not _Outcome.SUCCESS:
+                self._transition(key, circuit, CircuitState.OPEN, now, "probe_failed")
+            else:
+                circuit.probe_successes += 1
+                if circuit.probe_successes >= self.half_open_probes:
+                    self._transition(key, circuit, CircuitState.CLOSED, now, "probes_succeeded")
+        elif outcome is _Outcome.SUCCESS:
+            circuit.window.record(now, failed=False)
+            circuit.consecutive = 0
+        elif outcome is _Outcome.FAILURE:
+            circuit.window.record(now, failed=True)
+            circuit.consecutive += 1
+            reason = self._trip_reason(circuit, now)
+            if reason:
+                self._transition(key, circuit, CircuitState.OPEN, now, reason)
+
+    def _trip_reason(self, circuit: _Circuit, now: float) -> str:
+        if self.consecutive_failures is not None and circuit.consecutive >= self.consecutive_failures:
+            return "consecutive_failures"
+        successes, failures = circuit.window.counts(now)
+        total = successes + failures
+        if total >= self.minimum_throughput and failures / total >= self.failure_threshold:
+            return "failure_ratio"
+        return ""
+
+    def _advance(self, key: KeyT, circuit: _Circuit, now: float) -> None:
+        """Apply the changes that time alone makes, each dated when it was due."""
+        while True:
+            if circuit.state is CircuitState.OPEN and now >= circuit.open_until:
+                self._transition(key, circuit, CircuitState.HALF_OPEN, circuit.open_until, "break_elapsed")
+            elif circuit.state is CircuitState.HALF_OPEN and circuit.probes and min(circuit.probes.values()) <= now:
+                self._transition(key, circuit, CircuitState.OPEN, min(circuit.probes.values()), "probe_timed_out")
+            else:
+                return
+
+    def _transition(self, key: KeyT, circuit: _Circuit, new: CircuitState, at: float, reason: str) -> None:
+        old, circuit.state = circuit.state, new
+        circuit.epoch += 1
+        # Every period starts afresh: a closed circuit with an empty window, probes from zero.
+        circuit.window.reset()
+        circuit.consecutive = circuit.probe_successes = 0
+        circuit.probes.clear()
+        if new is CircuitState.OPEN:
+            circuit.open_until = at + self.break_duration
+        event = CircuitStateChanged(key, old, new, at, reason)
+        for hook in self.hooks:
+            try:
+                hook(event)
+            except Exception:
+                _log.exception("circuit breaker hook %r failed on %r", hook, event)

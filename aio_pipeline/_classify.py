@@ -1,0 +1,135 @@
+"""Outcome classification: is an attempt's result worth keeping, or worth trying again?
+
+Retry and hedging share this *policy*; they differ only in the *mechanics* of acting on it.
+A classifier sees either a ``Response`` or the ``Exception`` an attempt raised.
+``asyncio.CancelledError`` is a ``BaseException``: strategies never catch it, so it is never
+classified and always propagates.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TypeAlias
+
+from ._errors import ConnectError, DeadlineExceededError, TooManyRedirectsError, TransportError
+from ._request import Request
+from ._response import Response
+
+__all__ = [
+    "DO_NOT_RETRY_HEADER",
+    "DefaultResponseClassifier",
+    "Outcome",
+    "ResponseClassifier",
+    "ResponseVerdict",
+    "Result",
+    "is_repeatable",
+]
+
+#: A response carrying this header is final: a server (or the breaker) says retrying cannot help.
+DO_NOT_RETRY_HEADER = "X-Do-Not-Retry"
+
+#: What one attempt produced: a response, or the exception it raised.
+Result: TypeAlias = "Response | Exception"
+
+
+class ResponseVerdict(enum.Enum):
+    """ACCEPT: the outcome is final (return or raise it). REJECT: another attempt may help."""
+
+    ACCEPT = enum.auto()
+    REJECT = enum.auto()
+
+
+class ResponseClassifier(abc.ABC):
+    """Decides ACCEPT or REJECT. Subclass it and override ``classify`` (responses); override
+    ``classify_error`` too to change how exceptions are judged (network failures and attempt
+    timeouts are rejected by default, anything else is final)."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def classify(self, response: Response) -> ResponseVerdict:
+        """The verdict for a response."""
+
+    def classify_error(self, error: Exception) -> ResponseVerdict:
+        """The verdict for an exception raised by an attempt."""
+        # Too many redirects repeats identically however often it is tried.
+        if isinstance(error, TooManyRedirectsError):
+            return ResponseVerdict.ACCEPT
+        if isinstance(error, TransportError | DeadlineExceededError):
+            return ResponseVerdict.REJECT
+        # Rejections (an open circuit), invalid requests and bugs: another attempt cannot help.
+        return ResponseVerdict.ACCEPT
+
+    def classify_result(self, result: Result) -> ResponseVerdict:
+        """Dispatch to ``classify`` or ``classify_error``."""
+        if isinstance(result, Response):
+            return self.classify(result)
+        return self.classify_error(result)
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultResponseClassifier(ResponseClassifier):
+    """Rejects 5xx, 408, 429 and ``network_errors_code``; accepts everything else.
+
+    ``verdict_for_status`` overrides any status (checked first, as in aio-request). A response
+    carrying ``X-Do-Not-Retry`` is accepted. ``network_errors_code`` (489) and
+    ``too_many_redirects_code`` (488) are the synthetic statuses aio-request uses for failures.
+    """
+
+    verdict_for_status: Mapping[int, ResponseVerdict] = field(default_factory=lambda: MappingProxyType({}))
+    network_errors_code: int = 489
+    too_many_redirects_code: int = 488
+
+    def __post_init__(self) -> None:
+        # aio-request accepts verdict_for_status=None; keep that spelling working.
+        overrides = self.verdict_for_status or {}
+        for status, verdict in overrides.items():
+            if not isinstance(verdict, ResponseVerdict):
+                raise ValueError(f"verdict_for_status[{status!r}] must be a ResponseVerdict, got {verdict!r}")
+        object.__setattr__(self, "verdict_for_status", MappingProxyType(dict(overrides)))
+
+    def classify(self, response: Response) -> ResponseVerdict:
+        verdict = self.verdict_for_status.get(response.status)
+        if verdict is not None:
+            return verdict
+        if DO_NOT_RETRY_HEADER in response.headers:
+            return ResponseVerdict.ACCEPT
+        if response.is_server_error() or response.status in (408, 429, self.network_errors_code):
+            return ResponseVerdict.REJECT
+        return ResponseVerdict.ACCEPT
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One finished attempt: its request, what it produced, and when (loop clock, seconds)."""
+
+    request: Request
+    result: Result
+    verdict: ResponseVerdict | None
+    started_at: float
+    elapsed: float
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict is ResponseVerdict.ACCEPT
+
+    def unwrap(self) -> Response:
+        """The response, or raise the exception as it was (never wrapped)."""
+        if isinstance(self.result, Response):
+            return self.result
+        raise self.result
+
+    async def discard(self) -> None:
+        """Close the response, if it is one; the caller will not return it."""
+        if isinstance(self.result, Response):
+            await self.result.close()
+
+
+def is_repeatable(request: Request, result: Result) -> bool:
+    """Whether sending ``request`` again is safe after ``result``: an idempotent request (or one
+    marked retryable), or a failure that proves the request never left this machine."""
+    return request.is_idempotent or isinstance(result, ConnectError)

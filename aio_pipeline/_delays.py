@@ -1,0 +1,240 @@
+"""Delays providers: how long to wait before the next attempt.
+
+A provider is called with ``attempt``, the number of attempts already made (1 before the
+second attempt, 2 before the third, ...), as in aio-request. Sequential waits that long after an
+attempt fails; parallel starts attempt ``attempt + 1`` that long after attempt ``attempt``
+started. Plain providers are ``Callable[[int], float]``; a ``RequestAttemptDelaysProvider`` also
+sees the request and learns from observed latencies. Randomness comes from ``rng`` (a
+``random.Random``; the module-level generator when ``None``) so tests can seed it.
+"""
+
+from __future__ import annotations
+
+import abc
+import bisect
+import math
+import random
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from ._deadline import _now
+from ._request import Request
+
+__all__ = [
+    "ConstantDelays",
+    "DelaysProvider",
+    "ExponentialBackoffDelays",
+    "LinearBackoffDelays",
+    "PercentileBasedRequestAttemptDelaysProvider",
+    "RequestAttemptDelaysProvider",
+    "constant_delays",
+    "delay_for",
+    "exponential_backoff_delays",
+    "linear_backoff_delays",
+    "linear_delays",
+    "observe_latency",
+]
+
+DelaysProvider: TypeAlias = Callable[[int], float]
+
+
+def _check(name: str, value: float, *, low: float = 0.0, high: float = math.inf) -> None:
+    if not (low <= value <= high):  # also refuses NaN
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+
+
+def _uniform(rng: random.Random | None) -> float:
+    return (rng or random).random()
+
+
+@dataclass(frozen=True, slots=True)
+class ConstantDelays:
+    """The same ``delay`` (seconds, default 0) before every attempt."""
+
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check("delay", self.delay)
+
+    def __call__(self, attempt: int) -> float:
+        return self.delay
+
+
+@dataclass(frozen=True, slots=True)
+class LinearBackoffDelays:
+    """``min_delay_seconds + attempt * delay_multiplier``, randomly lengthened or shortened by up
+    to ``jitter`` of itself (0.2: +-20%), as aio-request's ``linear_delays``."""
+
+    min_delay_seconds: float = 0.0
+    delay_multiplier: float = 0.05
+    jitter: float = 0.2
+    rng: random.Random | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check("min_delay_seconds", self.min_delay_seconds)
+        _check("delay_multiplier", self.delay_multiplier)
+        _check("jitter", self.jitter, high=1.0)
+
+    def __call__(self, attempt: int) -> float:
+        delay = self.min_delay_seconds + attempt * self.delay_multiplier
+        return delay * (1.0 + self.jitter * (2.0 * _uniform(self.rng) - 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class ExponentialBackoffDelays:
+    """``base_delay_seconds * multiplier ** (attempt - 1)``, at most ``max_delay_seconds``, then
+    drawn uniformly from ``[(1 - jitter) * d, d]``: ``jitter=1`` (the default) is "full jitter",
+    which spreads a crowd of retrying clients best; ``jitter=0`` is none."""
+
+    base_delay_seconds: float = 0.05
+    multiplier: float = 2.0
+    max_delay_seconds: float = 5.0
+    jitter: float = 1.0
+    rng: random.Random | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check("base_delay_seconds", self.base_delay_seconds)
+        _check("multiplier", self.multiplier, low=1.0)
+        _check("max_delay_seconds", self.max_delay_seconds, low=self.base_delay_seconds)
+        _check("jitter", self.jitter, high=1.0)
+
+    def __call__(self, attempt: int) -> float:
+        try:
+            delay = min(self.base_delay_seconds * self.multiplier ** max(attempt - 1, 0), self.max_delay_seconds)
+        except OverflowError:  # a huge attempt number: the cap applies anyway
+            delay = self.max_delay_seconds
+        return delay * (1.0 - self.jitter * _uniform(self.rng))
+
+
+def constant_delays(*, delay: float = 0.0) -> ConstantDelays:
+    return ConstantDelays(delay)
+
+
+def linear_backoff_delays(
+    *, min_delay_seconds: float = 0.0, delay_multiplier: float = 0.05, jitter: float = 0.2
+) -> LinearBackoffDelays:
+    return LinearBackoffDelays(min_delay_seconds, delay_multiplier, jitter)
+
+
+#: aio-request's name for ``linear_backoff_delays``.
+linear_delays = linear_backoff_delays
+
+
+def exponential_backoff_delays(
+    *, base_delay_seconds: float = 0.05, multiplier: float = 2.0, max_delay_seconds: float = 5.0, jitter: float = 1.0
+) -> ExponentialBackoffDelays:
+    return ExponentialBackoffDelays(base_delay_seconds, multiplier, max_delay_seconds, jitter)
+
+
+class RequestAttemptDelaysProvider(abc.ABC):
+    """A provider that sees the request, and is told the latencies that strategies observe."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def __call__(self, request: Request, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` of ``request``."""
+
+    def observe(self, request: Request, seconds: float) -> None:
+        """An attempt of ``request`` took ``seconds`` (or at least that long, if it was cut short)."""
+
+
+@dataclass(eq=False)
+class PercentileBasedRequestAttemptDelaysProvider(RequestAttemptDelaysProvider):
+    """Hedge at a ``percentile`` of recently observed latency, per method and route.
+
+    Keeps the last ``window_seconds`` (60) of observations per key, at most ``max_samples`` (1000)
+    each, for at most ``max_keys`` (1000, least recently used dropped). With fewer than
+    ``min_samples`` (20) for a key it knows nothing and returns ``max_delay_seconds`` (hedge late
+    rather than flood an endpoint it has not measured); otherwise the percentile, clamped to
+    ``[min_delay_seconds, max_delay_seconds]`` (0.05 s, 10 s). The same delay applies between
+    every two attempts. Strategies report an attempt cancelled while slower than the winner as
+    "at least this slow", so the percentile does not drift low. ``clock`` defaults to the loop's.
+    """
+
+    percentile: float = 0.95
+    min_delay_seconds: float = 0.05
+    max_delay_seconds: float = 10.0
+    window_seconds: float = 60.0
+    min_samples: int = 20
+    max_samples: int = 1000
+    max_keys: int = 1000
+    clock: Callable[[], float] = field(default=_now, repr=False)
+    _keys: OrderedDict[tuple[str, str], _Samples] = field(default_factory=OrderedDict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.percentile < 1.0:
+            raise ValueError(f"percentile must be in (0, 1), got {self.percentile!r}")
+        _check("min_delay_seconds", self.min_delay_seconds)
+        _check("max_delay_seconds", self.max_delay_seconds, low=self.min_delay_seconds)
+        _check("window_seconds", self.window_seconds, low=1e-9)
+        for name in ("min_samples", "max_samples", "max_keys"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+
+    def __call__(self, request: Request, attempt: int) -> float:
+        samples = self._keys.get((request.method, request.route))
+        if samples is None:
+            return self.max_delay_seconds
+        samples.expire(self.clock() - self.window_seconds)
+        if len(samples.ordered) < self.min_samples:
+            return self.max_delay_seconds
+        rank = math.ceil(self.percentile * len(samples.ordered))  # nearest-rank percentile
+        return min(max(samples.ordered[rank - 1], self.min_delay_seconds), self.max_delay_seconds)
+
+    def observe(self, request: Request, seconds: float) -> None:
+        if not math.isfinite(seconds) or seconds < 0:
+            return
+        key = (request.method, request.route)
+        samples = self._keys.get(key)
+        if samples is None:
+            samples = self._keys[key] = _Samples()
+            if len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+        else:
+            self._keys.move_to_end(key)
+        now = self.clock()
+        samples.expire(now - self.window_seconds)
+        samples.add(now, seconds, self.max_samples)
+
+    def sample_count(self, request: Request) -> int:
+        """How many observations are kept for the request's method and route."""
+        samples = self._keys.get((request.method, request.route))
+        return 0 if samples is None else len(samples.ordered)
+
+
+@dataclass(slots=True)
+class _Samples:
+    """Observations of one key, by arrival (to expire them) and sorted (for the percentile)."""
+
+    arrivals: deque[tuple[float, float]] = field(default_factory=deque)
+    ordered: list[float] = field(default_factory=list)
+
+    def add(self, at: float, seconds: float, limit: int) -> None:
+        if len(self.arrivals) >= limit:
+            self._drop_oldest()
+        self.arrivals.append((at, seconds))
+        bisect.insort(self.ordered, seconds)
+
+    def expire(self, before: float) -> None:
+        while self.arrivals and self.arrivals[0][0] < before:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        _, seconds = self.arrivals.popleft()
+        del self.ordered[bisect.bisect_left(self.ordered, seconds)]
+
+
+def delay_for(provider: DelaysProvider | RequestAttemptDelaysProvider, request: Request, attempt: int) -> float:
+    """Ask ``provider`` for the wait after ``attempt`` attempts of ``request``."""
+    if isinstance(provider, RequestAttemptDelaysProvider):
+        return provider(request, attempt)
+    return provider(attempt)
+
+
+def observe_latency(provider: DelaysProvider | RequestAttemptDelaysProvider, request: Request, seconds: float) -> None:
+    """Tell ``provider`` an attempt's latency, if it learns from them."""
+    if isinstance(provider, RequestAttemptDelaysProvider):
+        provider.observe(request, seconds)

@@ -1,0 +1,177 @@
+"""Events: what strategies decide, as small frozen objects handed to hooks.
+
+A hook is any ``Callable[[Event], None]``. Strategies call the hooks they were configured with
+AND the hooks the request carries (``request.extensions[EVENT_HOOKS_EXTENSION]``, added with
+``with_event_hook``), so that a strategy a user creates for one call still reports to the
+client's metrics and logs. Hooks run synchronously, inline: keep them cheap. A hook that raises
+is logged and ignored; it never breaks the call. Every ``request`` below is the attempt's own
+(``attempt``, ``attempt_kind`` and ``deadline`` filled in); times are loop-clock seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from ._classify import Outcome, ResponseClassifier, ResponseVerdict, Result
+from ._pipeline import Handler
+from ._request import Request
+from ._response import Response
+
+__all__ = [
+    "EVENT_HOOKS_EXTENSION",
+    "AttemptFinished",
+    "AttemptStarted",
+    "BudgetExhausted",
+    "Emitter",
+    "Event",
+    "EventHook",
+    "HedgeStarted",
+    "RetryAfterGaveUp",
+    "RetryAfterHonoured",
+    "RetryScheduled",
+    "run_attempt",
+    "with_event_hook",
+]
+
+EVENT_HOOKS_EXTENSION = "aio_pipeline.event_hooks"
+
+_logger = logging.getLogger("aio_pipeline.events")
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted:
+    """An attempt is about to be sent, at loop time ``at``."""
+
+    request: Request
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFinished:
+    """An attempt ended after ``elapsed`` seconds with ``result`` (a response or an exception;
+    ``None`` when ``cancelled``, e.g. a losing hedge). ``verdict`` is ``None`` when unclassified."""
+
+    request: Request
+    elapsed: float
+    result: Result | None
+    verdict: ResponseVerdict | None
+    cancelled: bool = False
+
+    @property
+    def status(self) -> int | None:
+        return self.result.status if isinstance(self.result, Response) else None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    """``request`` was rejected; attempt ``next_attempt`` follows in ``delay`` seconds."""
+
+    request: Request
+    next_attempt: int
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeStarted:
+    """A hedge (``request``) was sent ``after`` seconds after the previous attempt started,
+    which had not finished."""
+
+    request: Request
+    after: float
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetExhausted:
+    """The retry budget refused attempt ``attempt`` (``kind`` ``"retry"`` or ``"hedge"``)."""
+
+    request: Request
+    attempt: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAfterHonoured:
+    """The server asked for ``retry_after`` seconds; the next attempt waits ``delay``."""
+
+    request: Request
+    retry_after: float
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAfterGaveUp:
+    """The server asked for ``retry_after`` seconds, longer than ``limit`` (the time left or the
+    strategy's maximum), so no further attempt is made."""
+
+    request: Request
+    retry_after: float
+    limit: float
+
+
+Event: TypeAlias = (
+    "AttemptStarted | AttemptFinished | RetryScheduled | HedgeStarted | BudgetExhausted"
+    " | RetryAfterHonoured | RetryAfterGaveUp"
+)
+EventHook: TypeAlias = Callable[[Event], None]
+
+
+def with_event_hook(request: Request, hook: EventHook) -> Request:
+    """A copy of ``request`` whose strategies will also report to ``hook``."""
+    hooks: tuple[EventHook, ...] = request.extensions.get(EVENT_HOOKS_EXTENSION, ())
+    return request.with_extension(EVENT_HOOKS_EXTENSION, (*hooks, hook))
+
+
+class Emitter:
+    """The hooks of one call: the strategy's own, then the request's. False when there are none,
+    so callers skip building events nobody listens to."""
+
+    __slots__ = ("_hooks",)
+
+    def __init__(self, own: Sequence[EventHook], request: Request) -> None:
+        self._hooks = (*own, *request.extensions.get(EVENT_HOOKS_EXTENSION, ()))
+
+    def __bool__(self) -> bool:
+        return bool(self._hooks)
+
+    def emit(self, event: Event) -> None:
+        for hook in self._hooks:
+            try:
+                hook(event)
+            except Exception:  # observability must never break the call it observes
+                _logger.exception("event hook %r failed on %s", hook, type(event).__name__)
+
+
+async def run_attempt(
+    call_next: Handler[Request, Response],
+    request: Request,
+    classifier: ResponseClassifier | None,
+    events: Emitter,
+) -> Outcome:
+    """Send one attempt, catch what it raises (but never ``CancelledError``), classify it, and
+    report its start and end."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    if events:
+        events.emit(AttemptStarted(request, started))
+    try:
+        result: Result = await call_next(request)
+    except Exception as error:
+        result = error
+    except asyncio.CancelledError:
+        if events:
+            events.emit(AttemptFinished(request, loop.time() - started, None, None, cancelled=True))
+        raise
+    elapsed = loop.time() - started
+    try:
+        verdict = classifier.classify_result(result) if classifier is not None else None
+    except BaseException:  # a broken classifier must not leak the connection
+        if isinstance(result, Response):
+            await result.close()
+        raise
+    if events:
+        events.emit(AttemptFinished(request, elapsed, result, verdict))
+    return Outcome(request, result, verdict, started, elapsed)

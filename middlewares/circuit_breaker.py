@@ -1,0 +1,109 @@
+"""Circuit breaking per endpoint: fail fast while an endpoint is unhealthy, probe it back.
+
+    deadline -> priority -> strategy -> CircuitBreakerMiddleware(breaker) -> wire -> transport
+
+It sits inside the strategy, so every physical attempt (first try, retry or hedge) is one
+sample, and an open circuit refuses each attempt with ``CircuitOpenError`` without touching the
+network. The state lives in the breaker (``DefaultCircuitBreaker``), an object the user owns
+and may share between pipelines; this middleware only maps attempts onto it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from aio_pipeline._circuit import CircuitBreaker, DefaultCircuitBreaker
+from aio_pipeline._classify import DefaultResponseClassifier, ResponseClassifier, ResponseVerdict
+from aio_pipeline._errors import CircuitOpenError, InvalidRequestError
+from aio_pipeline._pipeline import Handler
+from aio_pipeline._request import Request
+from aio_pipeline._response import Response
+
+__all__ = ["CircuitBreakerMiddleware", "endpoint_authority"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def endpoint_authority(request: Request) -> str:
+    """``scheme://host:port`` of where ``request`` goes: the default circuit key.
+
+    Userinfo, path and query are left out (one circuit per server, and no credentials in keys,
+    logs or metric labels); the host is lowercased and the default port made explicit, so
+    ``http://Example.com/`` and ``http://example.com:80/x`` share a circuit.
+    """
+    parts = urlsplit(request.absolute_url())
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError as error:
+        raise InvalidRequestError(f"bad port in {request.url!r}: {error}", request=request) from None
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreakerMiddleware:
+    """Runs each attempt under the circuit of ``key(request)`` in ``breaker``.
+
+    Options:
+        breaker: the shared state, usually a ``DefaultCircuitBreaker``. Any other
+            ``CircuitBreaker`` is driven through its ``execute``; refusals then carry
+            ``retry_after=0``, since that interface does not say how long the break lasts.
+        key: the circuit an attempt belongs to; ``endpoint_authority`` (scheme, host, port)
+            by default.
+        classifier: the responses that count as failures: those it rejects
+            (``DefaultResponseClassifier()``: 5xx, 408, 429, unless ``X-Do-Not-Retry``).
+
+    Any exception from the attempt counts as a failure too. A cancelled attempt (a losing hedge,
+    or a caller giving up) counts as nothing, except a half-open probe, which counts as failed.
+    While the circuit is open, attempts fail at once with ``CircuitOpenError`` carrying the
+    request and ``retry_after``, the seconds until the next probe may go.
+    """
+
+    breaker: CircuitBreaker[Any, Any]
+    _: KW_ONLY
+    key: Callable[[Request], Hashable] = endpoint_authority
+    classifier: ResponseClassifier = field(default_factory=DefaultResponseClassifier)
+
+    def _failed(self, response: Response) -> bool:
+        return self.classifier.classify(response) is ResponseVerdict.REJECT
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        if not isinstance(self.breaker, DefaultCircuitBreaker):
+            return await self._execute(request, call_next)
+        permit = self.breaker.acquire(self.key(request), request=request)
+        try:
+            response = await call_next(request)
+        except Exception:
+            permit.failure()
+            raise
+        except BaseException:  # cancelled: a hedging loser, a caller giving up, a timeout around us
+            permit.cancelled()
+            raise
+        try:
+            failed = self._failed(response)
+        except BaseException:  # a broken classifier must not leak the connection
+            permit.failure()
+            await response.close()
+            raise
+        if failed:
+            permit.failure()
+        else:
+            permit.success()
+        return response
+
+    async def _execute(self, request: Request, call_next: Handler[Request, Response]) -> Response:
+        refused = Response(502)  # a marker: identity tells a refusal from a real 502
+        response: Response = await self.breaker.execute(
+            scope=self.key(request),
+            operation=lambda: call_next(request),
+            fallback=refused,
+            is_successful=lambda response: not self._failed(response),
+        )
+        if response is refused:
+            raise CircuitOpenError("circuit is open", request=request, retry_after=0.0)
+        return response

@@ -1,0 +1,178 @@
+"""Deadlines, enforced on both sides of a call.
+
+``ClientDeadline`` resolves a call's deadline once and bounds the whole rest of the call by it:
+user middlewares, every attempt and every wait between attempts. ``ServerDeadline`` reads the
+caller's ``X-Request-Timeout``, refuses work that can no longer finish, and hands the deadline
+to the handler through the context, so every call the handler makes inherits it. Both raise
+``DeadlineExceededError``; on the server the adapter turns it into a 408.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aio_pipeline._context import get_context, set_context
+from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, parse_timeout
+from aio_pipeline._errors import DeadlineExceededError
+from aio_pipeline._pipeline import Handler
+from aio_pipeline._request import Request
+from aio_pipeline._response import Response
+from aio_pipeline._wire import TIMEOUT_HEADER, InboundRequest
+
+__all__ = ["ClientDeadline", "ServerDeadline", "earliest", "inbound_timeout"]
+
+InboundT = TypeVar("InboundT", bound=InboundRequest)
+ResponseT = TypeVar("ResponseT")
+
+#: The default timeout on both sides, in seconds (aio-request's).
+DEFAULT_TIMEOUT = 20.0
+
+
+def earliest(first: Deadline | None, second: Deadline | None) -> Deadline | None:
+    """The earlier of two deadlines, ignoring ``None``; ``None`` when both are."""
+    if first is None:
+        return second
+    if second is None or first.deadline_at <= second.deadline_at:
+        return first
+    return second
+
+
+def inbound_timeout(value: str | None, *, max_timeout: float | None = None) -> float | None:
+    """Seconds a server gives a request whose ``X-Request-Timeout`` is ``value``.
+
+    Surrounding whitespace is ignored. Absent, empty, unparsable, ``nan`` and infinite values
+    carry no deadline: ``None``, so that the server's default applies. Zero and negative
+    values give ``0.0``: expired. Anything else is taken, then capped by ``max_timeout`` when
+    set. The cap applies to what a client asks for, not to the server's own defaults.
+    """
+    seconds = parse_timeout(value)
+    if seconds is not None and max_timeout is not None and seconds > max_timeout:
+        return max_timeout
+    return seconds
+
+
+def _check_seconds(name: str, value: object, *, zero_ok: bool = False) -> None:
+    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise ValueError(f"{name} must be a finite number of seconds {'>= 0' if zero_ok else '> 0'}, got {value!r}")
+
+
+def _too_little_time(left: float, threshold: float) -> str:
+    if left <= 0:
+        return "the deadline has already passed"
+    return f"{left * 1000:.1f} ms left, below the low-timeout threshold of {threshold * 1000:.1f} ms"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientDeadline:
+    """The call deadline, resolved once and enforced over the whole call.
+
+    The deadline is the explicit one (``Client.request(deadline=...)``) or the one inherited
+    from the server request being handled (``get_context()``); when both exist the EARLIER
+    wins, so an explicit 30 s inside a request with 0.5 s left gets 0.5 s. With neither, the
+    call gets ``timeout``. The resolved deadline is put on the request for the inner layers.
+
+    A call with less than ``low_timeout_threshold`` left (or none) fails at once with
+    ``DeadlineExceededError``, without touching the network. Otherwise everything inside,
+    including retries and the sleeps between them, is cancelled when the deadline passes,
+    which surfaces as ``DeadlineExceededError`` too.
+
+    Options:
+        timeout: seconds for a call with no explicit and no inherited deadline; default 20.
+        low_timeout_threshold: seconds; default 0.005 (5 ms).
+    """
+
+    timeout: float = DEFAULT_TIMEOUT
+    low_timeout_threshold: float = LOW_TIMEOUT_THRESHOLD
+
+    def __post_init__(self) -> None:
+        _check_seconds("timeout", self.timeout)
+        _check_seconds("low_timeout_threshold", self.low_timeout_threshold, zero_ok=True)
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        deadline = earliest(request.deadline, get_context().deadline)
+        if deadline is None:
+            deadline = Deadline.from_timeout(self.timeout)
+        left = deadline.timeout
+        if left <= 0 or left < self.low_timeout_threshold:
+            raise DeadlineExceededError(_too_little_time(left, self.low_timeout_threshold), request=request)
+        if deadline is not request.deadline:
+            request = request.replace(deadline=deadline)
+        # The scope cancels this task in place: no extra task, and contextvars and an outer
+        # cancellation flow through untouched.
+        scope = asyncio.timeout_at(deadline.deadline_at)
+        try:
+            async with scope:
+                return await call_next(request)
+        except TimeoutError as error:
+            # Only our own expiry becomes a deadline error; any other TimeoutError (a library's
+            # own, or one an inner layer already mapped) is not ours to rename.
+            if scope.expired() and not isinstance(error, DeadlineExceededError):
+                raise DeadlineExceededError("the call's deadline passed", request=request) from error
+            raise
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerDeadline:
+    """The deadline of an inbound request, read from ``X-Request-Timeout``, for the handler.
+
+    The header is read by ``inbound_timeout``: a request without a usable value gets the
+    per-handler default (from ``handler_timeout``) or ``timeout``; a client's value is capped
+    by ``max_timeout``. A request with less than ``low_timeout_threshold`` left (an expired
+    one included) is refused with ``DeadlineExceededError`` and the handler never runs.
+    Otherwise the handler runs with the deadline in the context (``get_context().deadline``),
+    inherited by every call it makes. With ``cancel_on_timeout`` the handler is also cancelled
+    when the deadline passes, and ``DeadlineExceededError`` raised.
+
+    Options:
+        timeout: seconds for a request that carries no deadline; default 20.
+        max_timeout: the most seconds a client may ask for; default ``None`` (no cap).
+        low_timeout_threshold: seconds; default 0.005 (5 ms).
+        cancel_on_timeout: cancel the handler at the deadline; default ``False``.
+        handler_timeout: a function giving the per-handler default timeout of a request, or
+            ``None`` when its handler has none; the server adapter supplies it (for aiohttp,
+            ``aiohttp_handler_timeout``, which reads ``@aiohttp_timeout``). Default ``None``.
+    """
+
+    timeout: float = DEFAULT_TIMEOUT
+    max_timeout: float | None = None
+    low_timeout_threshold: float = LOW_TIMEOUT_THRESHOLD
+    cancel_on_timeout: bool = False
+    handler_timeout: Callable[[Any], float | None] | None = None
+
+    def __post_init__(self) -> None:
+        _check_seconds("timeout", self.timeout)
+        if self.max_timeout is not None:
+            _check_seconds("max_timeout", self.max_timeout)
+        _check_seconds("low_timeout_threshold", self.low_timeout_threshold, zero_ok=True)
+
+    def _default(self, request: InboundRequest) -> float:
+        if self.handler_timeout is not None:
+            seconds = self.handler_timeout(request)
+            if seconds is not None:
+                return seconds
+        return self.timeout
+
+    async def __call__(self, request: InboundT, call_next: Callable[[InboundT], Awaitable[ResponseT]], /) -> ResponseT:
+        seconds = inbound_timeout(request.headers.get(TIMEOUT_HEADER), max_timeout=self.max_timeout)
+        if seconds is None:
+            seconds = self._default(request)
+        if seconds <= 0 or seconds < self.low_timeout_threshold:
+            raise DeadlineExceededError(
+                f"request refused: {_too_little_time(seconds, self.low_timeout_threshold)}", request=request
+            )
+        deadline = Deadline.from_timeout(seconds)
+        with set_context(deadline=deadline):
+            if not self.cancel_on_timeout:
+                return await call_next(request)
+            scope = asyncio.timeout_at(deadline.deadline_at)
+            try:
+                async with scope:
+                    return await call_next(request)
+            except TimeoutError as error:
+                if scope.expired() and not isinstance(error, DeadlineExceededError):
+                    raise DeadlineExceededError("handler cancelled at its deadline", request=request) from error
+                raise

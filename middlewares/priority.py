@@ -1,0 +1,75 @@
+"""Priority, forwarded from service to service.
+
+``ClientPriority`` gives each call a priority: the explicit one, else the one inherited from the
+server request being handled, else a default; an inbound HIGH or LOW is forwarded as is.
+``ServerPriority`` reads the caller's ``X-Request-Priority`` and hands it to the handler through
+the context, so every call the handler makes inherits it. The header itself is written by the
+system-headers middleware, per attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from aio_pipeline._context import get_context, set_context
+from aio_pipeline._pipeline import Handler
+from aio_pipeline._priority import Priority
+from aio_pipeline._request import Request
+from aio_pipeline._response import Response
+from aio_pipeline._wire import PRIORITY_HEADER, InboundRequest
+
+__all__ = ["ClientPriority", "ServerPriority"]
+
+InboundT = TypeVar("InboundT", bound=InboundRequest)
+ResponseT = TypeVar("ResponseT")
+
+
+def _check_priority(name: str, value: object) -> None:
+    if not isinstance(value, Priority):
+        raise ValueError(f"{name} must be a Priority (HIGH, NORMAL or LOW), got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientPriority:
+    """Sets ``request.priority``: explicit (``Client.request(priority=...)``), else inherited
+    (``get_context().priority``), else ``default``.
+
+    Options:
+        default: the priority of a call with no explicit and no inherited one; default NORMAL.
+    """
+
+    default: Priority = Priority.NORMAL
+
+    def __post_init__(self) -> None:
+        _check_priority("default", self.default)
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        if request.priority is None:
+            inherited = get_context().priority
+            request = request.replace(priority=inherited if inherited is not None else self.default)
+        return await call_next(request)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerPriority:
+    """The priority of an inbound request, from ``X-Request-Priority``, for the handler.
+
+    The header is read case-insensitively with surrounding whitespace trimmed; an absent or
+    unknown value gives ``default``. The handler runs with the priority in the context
+    (``get_context().priority``), inherited by every call it makes.
+
+    Options:
+        default: the priority of a request that carries none; default NORMAL.
+    """
+
+    default: Priority = Priority.NORMAL
+
+    def __post_init__(self) -> None:
+        _check_priority("default", self.default)
+
+    async def __call__(self, request: InboundT, call_next: Callable[[InboundT], Awaitable[ResponseT]], /) -> ResponseT:
+        priority = Priority.parse(request.headers.get(PRIORITY_HEADER))
+        with set_context(priority=priority if priority is not None else self.default):
+            return await call_next(request)

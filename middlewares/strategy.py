@@ -1,0 +1,82 @@
+"""The strategy slot of a client pipeline: one attempt, or the strategy chosen for this call.
+
+    deadline -> priority -> PerCallStrategy(default) -> breaker -> wire -> transport
+                                  |
+                 the call's own strategy if it has one (client.request(..., strategy=...)),
+                 else ``default``: SingleAttempt, SequentialStrategy or ParallelStrategy
+
+``PerCallStrategy`` also owns the client's retry budget and hands it to whichever strategy runs,
+through the request, so that a strategy created for one call spends from the client's budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from aio_pipeline._budget import BUDGET_EXTENSION, RetryBudget, budget_for
+from aio_pipeline._client import STRATEGY_EXTENSION
+from aio_pipeline._events import Emitter, EventHook, run_attempt
+from aio_pipeline._pipeline import Handler, Middleware
+from aio_pipeline._request import Request
+from aio_pipeline._response import Response
+
+__all__ = ["PerCallStrategy", "SingleAttempt", "single_attempt_strategy"]
+
+
+@dataclass(frozen=True, slots=True)
+class SingleAttempt:
+    """Sends the request once, as attempt 1, and returns or raises whatever comes back.
+
+    It still counts the call in the retry budget (its own ``budget``, else the one the request
+    carries), because a budget allows extra attempts in proportion to *all* calls. Reports
+    attempt events to ``event_hooks`` and to the hooks the request carries.
+    """
+
+    budget: RetryBudget | None = None
+    event_hooks: Sequence[EventHook] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        budget = budget_for(self.budget, request)
+        if budget is not None:
+            budget.deposit()
+        attempt = request.replace(attempt=1, attempt_kind="first")
+        outcome = await run_attempt(call_next, attempt, None, Emitter(self.event_hooks, request))
+        return outcome.unwrap()
+
+
+def single_attempt_strategy() -> SingleAttempt:
+    """One attempt, no retry: aio-request's ``single_attempt_strategy()``."""
+    return SingleAttempt()
+
+
+@dataclass(frozen=True, slots=True)
+class PerCallStrategy:
+    """Runs the strategy chosen for this call (``request.extensions[STRATEGY_EXTENSION]``, set by
+    ``Client.request(..., strategy=...)``), else ``default`` (``SingleAttempt()``).
+
+    A strategy chosen per call is the caller's explicit choice, so it applies to any method: the
+    request is marked ``retryable`` for it. ``budget`` (a ``RetryBudget()`` of its own unless
+    given; ``None`` for none) is put on the request for every strategy below to share, unless an
+    outer layer already put one there.
+    """
+
+    default: Middleware[Request, Response] = field(default_factory=SingleAttempt)
+    budget: RetryBudget | None = field(default_factory=RetryBudget)
+
+    def __post_init__(self) -> None:
+        if not callable(self.default):
+            raise ValueError(f"default must be a middleware, got {self.default!r}")
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        if self.budget is not None and BUDGET_EXTENSION not in request.extensions:
+            request = request.with_extension(BUDGET_EXTENSION, self.budget)
+        chosen = request.extensions.get(STRATEGY_EXTENSION)
+        if chosen is None:
+            return await self.default(request, call_next)
+        strategy = cast(Middleware[Request, Response], chosen)
+        return await strategy(request.replace(retryable=True), call_next)

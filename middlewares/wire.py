@@ -1,0 +1,58 @@
+"""The system headers, written for each attempt right before the transport.
+
+``SystemHeaders`` is the last middleware of a client pipeline. It writes what the callee needs
+to know from the attempt it receives (retry and hedging hand each attempt its own deadline,
+attempt number and priority through ``request.replace``):
+
+    X-Request-Timeout    the time left of ``request.deadline``, computed now, e.g. ``4.9873``
+    X-Request-Priority   ``request.priority``: ``high``, ``normal`` or ``low``
+    X-Request-Attempt    ``request.attempt``: 1, 2, ...
+
+Being last, it runs after every user middleware, so the timeout never overstates the time left
+when the request leaves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aio_pipeline._headers import Headers
+from aio_pipeline._pipeline import Handler
+from aio_pipeline._request import Request
+from aio_pipeline._response import Response
+from aio_pipeline._wire import ATTEMPT_HEADER, PRIORITY_HEADER, SYSTEM_HEADERS, TIMEOUT_HEADER, timeout_header_value
+
+__all__ = ["SystemHeaders", "system_headers"]
+
+
+def system_headers(request: Request) -> Headers:
+    """``request``'s headers with the system headers written from its fields, now.
+
+    A caller's own values for the three names are dropped: the callee must see the real
+    deadline, not a value someone typed. The timeout is written only when the request has a
+    deadline, the priority only when it has one; the attempt always.
+    """
+    values = []
+    if request.deadline is not None:
+        values.append((TIMEOUT_HEADER, timeout_header_value(request.deadline)))
+    if request.priority is not None:
+        values.append((PRIORITY_HEADER, request.priority.value))
+    values.append((ATTEMPT_HEADER, str(request.attempt)))
+    return request.headers.without(*SYSTEM_HEADERS).extend(values)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemHeaders:
+    """Writes ``X-Request-Timeout``, ``X-Request-Priority`` and ``X-Request-Attempt``.
+
+    Options:
+        emit_system_headers: write the three headers (overwriting any caller value); ``False``
+            writes none and leaves the caller's headers as they are. Default ``True``.
+    """
+
+    emit_system_headers: bool = True
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        if not self.emit_system_headers:
+            return await call_next(request)
+        return await call_next(request.replace(headers=system_headers(request)))
