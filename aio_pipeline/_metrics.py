@@ -1,0 +1,54 @@
+"""What the pipeline asks of a metrics backend, so that the core never imports one.
+
+A backend (``middlewares.metrics.PrometheusMetricsProvider``, ``middlewares.otel``) implements
+``MetricsProvider``; ``setup()`` and ``aiohttp_middleware_factory()`` place the pieces it hands
+out at the right depth of their stacks:
+
+    client: [call middleware] deadline priority strategy [attempt middleware] breaker wire transport
+            strategy events -> client_event_hook        breaker changes -> circuit_breaker_hook
+    server: [server middleware] deadline priority ... handler
+
+Each method is called once per client (or server app) and may return a fresh object; metric
+objects themselves are shared per registry by the backend, never module globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, runtime_checkable
+
+from ._circuit import CircuitStateChanged
+from ._events import EventHook
+from ._pipeline import Middleware
+from ._request import Request
+from ._response import Response
+
+__all__ = ["MetricsProvider", "ServerMiddleware"]
+
+#: A server-side middleware: ``(inbound_request, call_next) -> response`` on the framework's types.
+ServerMiddleware = Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
+
+
+@runtime_checkable
+class MetricsProvider(Protocol):
+    """A metrics backend, as the facade and the server adapter use it."""
+
+    def client_call_middleware(self) -> Middleware[Request, Response]:
+        """Once per call, outside the deadline: call duration, status (or error kind)."""
+        ...
+
+    def client_attempt_middleware(self) -> Middleware[Request, Response]:
+        """Once per physical attempt, inside the strategy: attempt duration by ``attempt_kind``."""
+        ...
+
+    def client_event_hook(self) -> EventHook:
+        """Receives the strategies' events (budget exhausted, retries, hedges)."""
+        ...
+
+    def circuit_breaker_hook(self) -> Callable[[CircuitStateChanged], None]:
+        """Receives the circuit breaker's state changes."""
+        ...
+
+    def server_middleware(self) -> ServerMiddleware:
+        """Outermost on the server but for logging: duration, in flight, rejections."""
+        ...
