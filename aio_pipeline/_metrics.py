@@ -45,7 +45,7 @@ class MetricsProvider(Protocol):
         """Receives the strategies' events (budget exhausted, retries, hedges)."""
         ...
 
-    def circuit_breaker_hook(self) -> Callable[[CircuitStateChanged], None]:
+    def circuit_breaker_hook(self) -> Callable[[CircuitStateChanged[Any]], None]:
         """Receives the circuit breaker's state changes."""
         ...
 
