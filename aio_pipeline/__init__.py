@@ -76,23 +76,41 @@ from ._request import Request
 from ._response import Response
 from ._retry_after import parse_retry_after
 from ._transport import Transport
+from .facade import (
+    ClosableResponse,
+    DelegateEndpointProvider,
+    EmptyResponse,
+    EndpointProvider,
+    Header,
+    Method,
+    RequestStrategy,
+    StaticEndpointProvider,
+    setup,
+    setup_v2,
+)
 from .server.aiohttp import aiohttp_middleware_factory, aiohttp_timeout
 from .transports.aiohttp import AioHttpTransport
 
 if TYPE_CHECKING:
     from middlewares.hedging import ParallelStrategy, parallel_strategy
+    from middlewares.hedging import ParallelStrategy as ParallelRequestStrategy
     from middlewares.retry import (
         DeadlineProvider,
         SequentialStrategy,
         pass_deadline_through,
+        retry_until_deadline_expired,
         sequential_strategy,
         split_deadline_between_attempts,
     )
+    from middlewares.retry import SequentialStrategy as RetryUntilDeadlineExpiredStrategy
+    from middlewares.retry import SequentialStrategy as SequentialRequestStrategy
     from middlewares.strategy import (
+        MethodBasedStrategy,
         PerCallStrategy,
         SingleAttempt,
         single_attempt_strategy,
     )
+    from middlewares.strategy import SingleAttempt as SingleAttemptRequestStrategy
 
     from .transports.httpx import HttpxTransport
 
@@ -107,6 +125,7 @@ __all__ = [
     "CircuitState",
     "CircuitStateChanged",
     "Client",
+    "ClosableResponse",
     "ConnectError",
     "ContentTypeError",
     "Context",
@@ -116,16 +135,23 @@ __all__ = [
     "DefaultCircuitBreaker",
     "DefaultResponseClassifier",
     "DelaysProvider",
+    "DelegateEndpointProvider",
+    "EmptyResponse",
+    "EndpointProvider",
     "Event",
     "EventHook",
     "Handler",
+    "Header",
     "Headers",
     "HedgeStarted",
     "HttpxTransport",
     "InvalidRequestError",
+    "Method",
+    "MethodBasedStrategy",
     "Middleware",
     "NoopCircuitBreaker",
     "OverloadedError",
+    "ParallelRequestStrategy",
     "ParallelStrategy",
     "PerCallStrategy",
     "PercentileBasedRequestAttemptDelaysProvider",
@@ -135,6 +161,7 @@ __all__ = [
     "RejectedError",
     "Request",
     "RequestAttemptDelaysProvider",
+    "RequestStrategy",
     "Response",
     "ResponseClassifier",
     "ResponseContext",
@@ -143,8 +170,12 @@ __all__ = [
     "RetryAfterHonoured",
     "RetryBudget",
     "RetryScheduled",
+    "RetryUntilDeadlineExpiredStrategy",
+    "SequentialRequestStrategy",
     "SequentialStrategy",
     "SingleAttempt",
+    "SingleAttemptRequestStrategy",
+    "StaticEndpointProvider",
     "TooManyRedirectsError",
     "Transport",
     "TransportError",
@@ -172,8 +203,11 @@ __all__ = [
     "put_json",
     "request",
     "request_json",
+    "retry_until_deadline_expired",
     "sequential_strategy",
     "set_context",
+    "setup",
+    "setup_v2",
     "single_attempt_strategy",
     "split_deadline_between_attempts",
     "with_event_hook",
@@ -183,22 +217,30 @@ __all__ = [
 # Strategies live in ``middlewares``, which imports this package's core: importing them here
 # eagerly would make ``import middlewares.retry`` (before ``aio_pipeline``) circular.
 _FROM_MIDDLEWARES = {
-    "DeadlineProvider": "middlewares.retry",
-    "ParallelStrategy": "middlewares.hedging",
-    "PerCallStrategy": "middlewares.strategy",
-    "SequentialStrategy": "middlewares.retry",
-    "SingleAttempt": "middlewares.strategy",
-    "parallel_strategy": "middlewares.hedging",
-    "pass_deadline_through": "middlewares.retry",
-    "sequential_strategy": "middlewares.retry",
-    "single_attempt_strategy": "middlewares.strategy",
-    "split_deadline_between_attempts": "middlewares.retry",
+    # name: (module, attribute); aio-request's class names are aliases of ours.
+    "DeadlineProvider": ("middlewares.retry", "DeadlineProvider"),
+    "MethodBasedStrategy": ("middlewares.strategy", "MethodBasedStrategy"),
+    "ParallelRequestStrategy": ("middlewares.hedging", "ParallelStrategy"),
+    "ParallelStrategy": ("middlewares.hedging", "ParallelStrategy"),
+    "PerCallStrategy": ("middlewares.strategy", "PerCallStrategy"),
+    "RetryUntilDeadlineExpiredStrategy": ("middlewares.retry", "SequentialStrategy"),
+    "SequentialRequestStrategy": ("middlewares.retry", "SequentialStrategy"),
+    "SequentialStrategy": ("middlewares.retry", "SequentialStrategy"),
+    "SingleAttempt": ("middlewares.strategy", "SingleAttempt"),
+    "SingleAttemptRequestStrategy": ("middlewares.strategy", "SingleAttempt"),
+    "parallel_strategy": ("middlewares.hedging", "parallel_strategy"),
+    "pass_deadline_through": ("middlewares.retry", "pass_deadline_through"),
+    "retry_until_deadline_expired": ("middlewares.retry", "retry_until_deadline_expired"),
+    "sequential_strategy": ("middlewares.retry", "sequential_strategy"),
+    "single_attempt_strategy": ("middlewares.strategy", "single_attempt_strategy"),
+    "split_deadline_between_attempts": ("middlewares.retry", "split_deadline_between_attempts"),
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _FROM_MIDDLEWARES:
-        return getattr(importlib.import_module(_FROM_MIDDLEWARES[name]), name)
+        module, attribute = _FROM_MIDDLEWARES[name]
+        return getattr(importlib.import_module(module), attribute)
     # Lazy, so that importing the package never imports httpx. Without httpx installed the
     # name still exists (``from aio_pipeline import *`` works) and fails when instantiated.
     if name == "HttpxTransport":

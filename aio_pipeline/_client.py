@@ -43,14 +43,16 @@ class Client:
 
     Relative request URLs are appended under the endpoint's path: with endpoint
     ``http://host/api/`` (or ``http://host/api``), ``get("users/1")`` and ``get("/users/1")``
-    both go to ``http://host/api/users/1``; an absolute request URL is sent as is.
+    both go to ``http://host/api/users/1``; an absolute request URL is sent as is. ``endpoint``
+    may be ``None`` when a middleware resolves it per call (an endpoint provider).
     """
 
     __slots__ = ("endpoint", "pipeline")
 
-    def __init__(self, endpoint: str, pipeline: Pipeline) -> None:
-        join_url(endpoint, "")  # validates the endpoint now, not at the first call
-        self.endpoint = str(endpoint)
+    def __init__(self, endpoint: object, pipeline: Pipeline) -> None:
+        if endpoint is not None:
+            join_url(endpoint, "")  # validates the endpoint now, not at the first call
+        self.endpoint = None if endpoint is None else str(endpoint)
         self.pipeline = pipeline
 
     def request(

@@ -34,11 +34,12 @@ def _query_pairs(query: QueryLike) -> tuple[tuple[str, str], ...]:
     if not query:
         return ()
     if not isinstance(query, Mapping):
-        return tuple((str(k), str(v)) for k, v in query)
+        return tuple((str(k), str(v)) for k, v in query if v is not None)
     pairs: list[tuple[str, str]] = []
     for key, value in query.items():
         values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
-        pairs.extend((str(key), str(item)) for item in values)
+        # None means "no value", as in aio-request: the parameter is left out, not sent as "None".
+        pairs.extend((str(key), str(item)) for item in values if item is not None)
     return tuple(pairs)
 
 

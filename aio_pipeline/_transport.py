@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import abc
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from ._request import Request
 from ._response import Response
+
+if TYPE_CHECKING:
+    from ._metrics import MetricsProvider
 
 __all__ = ["Transport"]
 
@@ -23,7 +27,12 @@ class Transport(abc.ABC):
     (``None``: no bound) and raise ``DeadlineExceededError`` when it runs out; never retry past
     it; map its library's exceptions to ``TransportError`` and its subclasses; close whatever it
     does not return; and return a ``Response`` that owns its connection until closed.
+
+    ``metrics_provider`` is not used by the transport itself: ``setup()`` takes it from the
+    transport when not given one (aio-request's ``AioHttpTransport(session, metrics_provider=)``).
     """
+
+    metrics_provider: MetricsProvider | None = None
 
     @abc.abstractmethod
     async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aio_pipeline._budget import RetryBudget, budget_for
-from aio_pipeline._classify import DefaultResponseClassifier, Outcome, ResponseClassifier, is_repeatable
+from aio_pipeline._classify import Outcome, ResponseClassifier, classifier_for, is_repeatable
 from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD
 from aio_pipeline._delays import (
     DelaysProvider,
@@ -60,13 +60,14 @@ class ParallelStrategy:
     that proves it never left the machine. Extra attempts spend from ``budget`` (its own, else
     the request's) and from ``hedge_budget`` if given (a cap on this strategy's extra load, e.g.
     ``RetryBudget(ratio=0.05)``); when either is spent, no more start. ``hedge_priority`` (e.g.
-    ``Priority.LOW``) is sent with hedges. ``Retry-After`` is honoured up to ``max_retry_after``
+    ``Priority.LOW``) is sent with hedges. ``classifier`` judges outcomes (default: the client's,
+    carried by the request, else ``DefaultResponseClassifier()``). ``Retry-After`` is honoured up to ``max_retry_after``
     (30 s). No attempt starts with less than the low-timeout threshold left of the deadline.
     """
 
     attempts_count: int = 3
     delays_provider: DelaysProvider | RequestAttemptDelaysProvider = field(default_factory=linear_backoff_delays)
-    classifier: ResponseClassifier = field(default_factory=DefaultResponseClassifier)
+    classifier: ResponseClassifier | None = None
     budget: RetryBudget | None = None
     hedge_budget: RetryBudget | None = None
     hedge_priority: Priority | None = None
@@ -102,6 +103,7 @@ class _Race:
     __slots__ = (
         "_budgets",
         "_call_next",
+        "_classifier",
         "_events",
         "_group",
         "_last",
@@ -121,6 +123,7 @@ class _Race:
         self._call_next = call_next
         self._loop = asyncio.get_running_loop()
         self._events = Emitter(strategy.event_hooks, request)
+        self._classifier = classifier_for(strategy.classifier, request)
         own = budget_for(strategy.budget, request)
         self._budgets = [budget for budget in (own, strategy.hedge_budget) if budget is not None]
         self._group: asyncio.TaskGroup | None = None
@@ -204,7 +207,7 @@ class _Race:
             self._events.emit(HedgeStarted(attempt_request, now - self._started_at[-1]))
         self._started_at.append(now)
         assert self._group is not None
-        coroutine = run_attempt(self._call_next, attempt_request, self._strategy.classifier, self._events)
+        coroutine = run_attempt(self._call_next, attempt_request, self._classifier, self._events)
         self._tasks.append(self._group.create_task(coroutine, name=f"aio_pipeline attempt {attempt}"))
         if request.is_idempotent and attempt < self._strategy.attempts_count:
             delay = delay_for(self._strategy.delays_provider, request, attempt)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from aio_pipeline._budget import RetryBudget, budget_for
-from aio_pipeline._classify import DefaultResponseClassifier, Outcome, ResponseClassifier, is_repeatable
+from aio_pipeline._classify import Outcome, ResponseClassifier, classifier_for, is_repeatable
 from aio_pipeline._deadline import Deadline
 from aio_pipeline._delays import (
     DelaysProvider,
@@ -41,6 +41,7 @@ __all__ = [
     "DeadlineProvider",
     "SequentialStrategy",
     "pass_deadline_through",
+    "retry_until_deadline_expired",
     "sequential_strategy",
     "split_deadline_between_attempts",
 ]
@@ -72,7 +73,8 @@ def pass_deadline_through() -> DeadlineProvider:
 class SequentialStrategy:
     """Up to ``attempts_count`` (3) attempts, one after the other.
 
-    An attempt the ``classifier`` rejects is closed, then the strategy waits
+    An attempt the ``classifier`` (default: the client's, carried by the request, else
+    ``DefaultResponseClassifier()``) rejects is closed, then the strategy waits
     ``delays_provider(attempt)`` seconds (default: ``linear_backoff_delays()``), or longer if a
     429/503 asks so with ``Retry-After`` (honoured up to ``max_retry_after``, 30 s), and tries
     again. It stops at once, returning the last response or re-raising the last exception, when:
@@ -86,7 +88,7 @@ class SequentialStrategy:
     attempts_count: int = 3
     delays_provider: DelaysProvider | RequestAttemptDelaysProvider = field(default_factory=linear_backoff_delays)
     deadline_provider: DeadlineProvider = field(default_factory=pass_deadline_through)
-    classifier: ResponseClassifier = field(default_factory=DefaultResponseClassifier)
+    classifier: ResponseClassifier | None = None
     budget: RetryBudget | None = None
     max_retry_after: float = 30.0
     event_hooks: Sequence[EventHook] = ()
@@ -103,11 +105,12 @@ class SequentialStrategy:
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
         budget = budget_for(self.budget, request)
         events = Emitter(self.event_hooks, request)
+        classifier = classifier_for(self.classifier, request)
         if budget is not None:
             budget.deposit()
         attempt = 1
         while True:
-            outcome = await run_attempt(call_next, self._attempt_request(request, attempt), self.classifier, events)
+            outcome = await run_attempt(call_next, self._attempt_request(request, attempt), classifier, events)
             if outcome.accepted or isinstance(outcome.result, DeadlineExceededError):
                 observe_latency(self.delays_provider, request, outcome.elapsed)
             plan = self._plan(request, outcome, events)
@@ -162,3 +165,22 @@ def sequential_strategy(
         delays_provider=delays_provider if delays_provider is not None else linear_backoff_delays(),
         deadline_provider=deadline_provider if deadline_provider is not None else pass_deadline_through(),
     )
+
+
+def retry_until_deadline_expired(
+    *, delays_provider: DelaysProvider | RequestAttemptDelaysProvider | None = None
+) -> SequentialStrategy:
+    """aio-request's ``retry_until_deadline_expired``: attempts until one is accepted or the
+    deadline is spent, waiting ``delays_provider`` between them (``linear_backoff_delays()``).
+
+    Unlike aio-request's, it is also bounded by the retry budget (the client's, carried by the
+    request), so a dead endpoint does not get an unbounded stream of retries from every caller.
+    """
+    return SequentialStrategy(
+        attempts_count=_UNTIL_DEADLINE,
+        delays_provider=delays_provider if delays_provider is not None else linear_backoff_delays(),
+    )
+
+
+#: Attempts for ``retry_until_deadline_expired``: in practice the deadline and budget end it.
+_UNTIL_DEADLINE = 1_000_000

@@ -11,18 +11,20 @@ through the request, so that a strategy created for one call spends from the cli
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import cast
 
 from aio_pipeline._budget import BUDGET_EXTENSION, RetryBudget, budget_for
+from aio_pipeline._classify import CLASSIFIER_EXTENSION, ResponseClassifier
 from aio_pipeline._client import STRATEGY_EXTENSION
 from aio_pipeline._events import Emitter, EventHook, run_attempt
 from aio_pipeline._pipeline import Handler, Middleware
 from aio_pipeline._request import Request
 from aio_pipeline._response import Response
 
-__all__ = ["PerCallStrategy", "SingleAttempt", "single_attempt_strategy"]
+__all__ = ["MethodBasedStrategy", "PerCallStrategy", "SingleAttempt", "single_attempt_strategy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +64,13 @@ class PerCallStrategy:
     A strategy chosen per call is the caller's explicit choice, so it applies to any method: the
     request is marked ``retryable`` for it. ``budget`` (a ``RetryBudget()`` of its own unless
     given; ``None`` for none) is put on the request for every strategy below to share, unless an
-    outer layer already put one there.
+    outer layer already put one there. ``classifier`` (default ``None``) likewise becomes the
+    classifier of every strategy below that was not given one of its own.
     """
 
     default: Middleware[Request, Response] = field(default_factory=SingleAttempt)
     budget: RetryBudget | None = field(default_factory=RetryBudget)
+    classifier: ResponseClassifier | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.default):
@@ -75,8 +79,32 @@ class PerCallStrategy:
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
         if self.budget is not None and BUDGET_EXTENSION not in request.extensions:
             request = request.with_extension(BUDGET_EXTENSION, self.budget)
+        if self.classifier is not None and CLASSIFIER_EXTENSION not in request.extensions:
+            request = request.with_extension(CLASSIFIER_EXTENSION, self.classifier)
         chosen = request.extensions.get(STRATEGY_EXTENSION)
         if chosen is None:
             return await self.default(request, call_next)
         strategy = cast(Middleware[Request, Response], chosen)
         return await strategy(request.replace(retryable=True), call_next)
+
+
+@dataclass(frozen=True, slots=True)
+class MethodBasedStrategy:
+    """Picks a strategy by the request's method: ``strategies[method]``, else ``default``.
+
+    aio-request's ``MethodBasedStrategy``; ``setup()`` uses it to retry safe methods (GET, HEAD,
+    OPTIONS) and send every other method once. Method names are matched case-insensitively.
+    """
+
+    strategies: Mapping[str, Middleware[Request, Response]]
+    default: Middleware[Request, Response] = field(default_factory=SingleAttempt)
+
+    def __post_init__(self) -> None:
+        by_method = {method.upper(): strategy for method, strategy in self.strategies.items()}
+        for method, strategy in [*by_method.items(), ("default", self.default)]:
+            if not callable(strategy):
+                raise ValueError(f"strategy for {method} must be a middleware, got {strategy!r}")
+        object.__setattr__(self, "strategies", MappingProxyType(by_method))
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        return await self.strategies.get(request.method, self.default)(request, call_next)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import aiohttp
 import yarl
@@ -20,6 +21,9 @@ from .._request import Request
 from .._response import Response
 from .._transport import Transport
 
+if TYPE_CHECKING:
+    from .._metrics import MetricsProvider
+
 __all__ = ["AioHttpTransport"]
 
 
@@ -28,12 +32,20 @@ class AioHttpTransport(Transport):
 
     ``buffer_payload=True`` (the default) reads the whole body inside the attempt, so the
     deadline bounds it and the connection returns to the pool at once; ``False`` returns a
-    response that reads on demand and holds its connection until closed.
+    response that reads on demand and holds its connection until closed. ``metrics_provider``
+    is for ``setup()`` to use (see ``Transport``).
     """
 
     __slots__ = ("_buffer_payload", "_session")
 
-    def __init__(self, client_session: aiohttp.ClientSession, *, buffer_payload: bool = True) -> None:
+    def __init__(
+        self,
+        client_session: aiohttp.ClientSession,
+        *,
+        buffer_payload: bool = True,
+        metrics_provider: MetricsProvider | None = None,
+    ) -> None:
+        self.metrics_provider = metrics_provider
         self._session = client_session
         self._buffer_payload = buffer_payload
 

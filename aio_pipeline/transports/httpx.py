@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -18,6 +19,9 @@ from .._request import Request
 from .._response import Response
 from .._transport import Transport
 
+if TYPE_CHECKING:
+    from .._metrics import MetricsProvider
+
 __all__ = ["HttpxTransport"]
 
 
@@ -26,12 +30,13 @@ class HttpxTransport(Transport):
 
     Redirects are followed here, one hop at a time, so each request's own ``allow_redirects``
     and ``max_redirects`` apply (httpx only has a per-client limit). The body is read inside
-    the attempt, so the deadline bounds it.
+    the attempt, so the deadline bounds it. ``metrics_provider`` is for ``setup()`` to use.
     """
 
     __slots__ = ("_client",)
 
-    def __init__(self, async_client: httpx.AsyncClient) -> None:
+    def __init__(self, async_client: httpx.AsyncClient, *, metrics_provider: MetricsProvider | None = None) -> None:
+        self.metrics_provider = metrics_provider
         self._client = async_client
 
     async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:

@@ -1,0 +1,191 @@
+"""``setup()`` / ``setup_v2()``: aio-request's client, assembled from our middlewares.
+
+The pipeline it builds, outermost first::
+
+    SyntheticResponses -> call_middlewares -> [metrics: call] -> ClientDeadline -> ClientPriority
+      -> [endpoint_provider] -> PerCallStrategy(MethodBasedStrategy(safe | unsafe))
+      -> [metrics: attempt] -> [CircuitBreakerMiddleware] -> [request_enricher] -> middlewares
+      -> SystemHeaders -> transport
+
+Bracketed steps are present only when their option is given. ``examples/custom_pipeline.py``
+builds the same thing by hand.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._budget import RetryBudget
+from .._circuit import CircuitBreaker
+from .._classify import ResponseClassifier
+from .._client import Client
+from .._deadline import LOW_TIMEOUT_THRESHOLD
+from .._events import EventHook, with_event_hook
+from .._metrics import MetricsProvider
+from .._pipeline import Handler, Middleware, Pipeline
+from .._priority import Priority
+from .._request import Request
+from .._response import Response
+from .._transport import Transport
+from ._familiar import EndpointProvider, Method, RequestStrategy, StaticEndpointProvider
+from ._synthetic import SyntheticResponses
+
+__all__ = ["setup", "setup_v2"]
+
+#: Methods the default ``safe_method_strategy`` applies to; every other one is sent once.
+SAFE_METHODS = (Method.GET, Method.HEAD, Method.OPTIONS)
+
+RequestEnricher = Callable[..., Request | Awaitable[Request]]
+
+
+@dataclass(frozen=True, slots=True)
+class _ResolveEndpoint:
+    provider: EndpointProvider
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        return await call_next(request.replace(endpoint=await self.provider.get()))
+
+
+@dataclass(frozen=True, slots=True)
+class _Enrich:
+    """Per attempt: ``enricher(request)`` or ``enricher(request, is_first_attempt)``, sync or async."""
+
+    enricher: RequestEnricher
+    takes_flag: bool
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        enriched = self.enricher(request, request.attempt == 1) if self.takes_flag else self.enricher(request)
+        if inspect.isawaitable(enriched):
+            enriched = await enriched
+        return await call_next(enriched)
+
+
+@dataclass(frozen=True, slots=True)
+class _AttachEventHooks:
+    """Per call: strategies (even one chosen per call) report to the client's observers."""
+
+    hooks: tuple[EventHook, ...]
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        for hook in self.hooks:
+            request = with_event_hook(request, hook)
+        return await call_next(request)
+
+
+def _positional_count(function: Callable[..., Any]) -> int:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in kinds)
+
+
+def _observers(metrics_provider: MetricsProvider | None, call_middlewares: Sequence[object]) -> list[object]:
+    """Who wants the strategies' events and the breaker's changes: the metrics provider and any
+    call middleware offering the same hooks (``middlewares.log.ClientLog``)."""
+    return [o for o in (metrics_provider, *call_middlewares) if o is not None and hasattr(o, "client_event_hook")]
+
+
+def setup(
+    *,
+    transport: Transport,
+    endpoint: object = None,
+    endpoint_provider: EndpointProvider | None = None,
+    safe_method_strategy: RequestStrategy | None = None,
+    unsafe_method_strategy: RequestStrategy | None = None,
+    response_classifier: ResponseClassifier | None = None,
+    timeout: float = 20.0,
+    priority: Priority = Priority.NORMAL,
+    low_timeout_threshold: float = LOW_TIMEOUT_THRESHOLD,
+    emit_system_headers: bool = True,
+    request_enricher: RequestEnricher | None = None,
+    metrics_provider: MetricsProvider | None = None,
+    circuit_breaker: CircuitBreaker[Any, Any] | None = None,
+    retry_budget: RetryBudget | None = None,
+    middlewares: Iterable[Middleware[Request, Response]] = (),
+    call_middlewares: Iterable[Middleware[Request, Response]] = (),
+) -> Client:
+    """A client for ``endpoint`` (or ``endpoint_provider``) over ``transport``, as aio-request's.
+
+    Options (times in seconds):
+        safe_method_strategy: for GET, HEAD and OPTIONS; default 3 sequential attempts with
+            ``linear_backoff_delays()``. unsafe_method_strategy: every other method; default a
+            single attempt. ``client.request(..., strategy=...)`` overrides both for one call.
+        response_classifier: which outcomes are failures, for strategies and breaker; default
+            ``DefaultResponseClassifier()``.
+        timeout: deadline of a call with none given nor inherited; default 20.
+        priority: priority of a call with none given nor inherited; default NORMAL.
+        low_timeout_threshold: less time left fails at once; default 0.005.
+        emit_system_headers: write X-Request-Timeout/-Priority/-Attempt; default True.
+        request_enricher: ``f(request)`` or ``f(request, is_first_attempt)``, sync or async,
+            applied to every attempt; default none.
+        metrics_provider: default the transport's ``metrics_provider``, else none.
+        circuit_breaker: one sample per attempt, keyed by endpoint; default none.
+        retry_budget: shared by every strategy of this client; default ``RetryBudget()``
+            (20% of calls + 10/s over 10 s).
+        middlewares: yours, per attempt, just before the system headers are written.
+        call_middlewares: yours, once per call, outermost (e.g. ``ClientLog()``).
+
+    Failures never raise: they come back as synthetic responses (see ``SyntheticResponses``).
+    """
+    # Imported here: the middlewares import this package's core, so importing them at module
+    # level would make ``import middlewares.x`` before ``import aio_pipeline`` circular.
+    from middlewares.circuit_breaker import CircuitBreakerMiddleware
+    from middlewares.deadline import ClientDeadline
+    from middlewares.priority import ClientPriority
+    from middlewares.retry import sequential_strategy
+    from middlewares.strategy import MethodBasedStrategy, PerCallStrategy, single_attempt_strategy
+    from middlewares.wire import SystemHeaders
+
+    if (endpoint is None) == (endpoint_provider is None):
+        raise ValueError("give exactly one of endpoint and endpoint_provider")
+    provider = endpoint_provider or StaticEndpointProvider(endpoint)
+    if metrics_provider is None:
+        metrics_provider = getattr(transport, "metrics_provider", None)
+    call_middlewares = tuple(call_middlewares)
+    observers = _observers(metrics_provider, call_middlewares)
+    strategy = MethodBasedStrategy(
+        dict.fromkeys(SAFE_METHODS, safe_method_strategy or sequential_strategy(attempts_count=3)),
+        default=unsafe_method_strategy or single_attempt_strategy(),
+    )
+    stack: list[Middleware[Request, Response] | None] = [
+        SyntheticResponses(),
+        *call_middlewares,
+        metrics_provider.client_call_middleware() if metrics_provider is not None else None,
+        ClientDeadline(timeout=timeout, low_timeout_threshold=low_timeout_threshold),
+        ClientPriority(default=priority),
+        _ResolveEndpoint(provider) if endpoint_provider is not None else None,
+        _AttachEventHooks(tuple(o.client_event_hook() for o in observers)) if observers else None,  # type: ignore[attr-defined]
+        PerCallStrategy(strategy, budget=retry_budget or RetryBudget(), classifier=response_classifier),
+        metrics_provider.client_attempt_middleware() if metrics_provider is not None else None,
+        _breaker(circuit_breaker, response_classifier, observers, CircuitBreakerMiddleware),
+        _Enrich(request_enricher, _positional_count(request_enricher) >= 2) if request_enricher else None,
+        *middlewares,
+        SystemHeaders(emit_system_headers=emit_system_headers),
+    ]
+    pipeline = Pipeline(transport, [m for m in stack if m is not None])
+    static = provider.endpoint if isinstance(provider, StaticEndpointProvider) else None
+    return Client(static, pipeline)
+
+
+def _breaker(
+    breaker: CircuitBreaker[Any, Any] | None,
+    classifier: ResponseClassifier | None,
+    observers: list[object],
+    middleware: Callable[..., Middleware[Request, Response]],
+) -> Middleware[Request, Response] | None:
+    if breaker is None:
+        return None
+    subscribe = getattr(breaker, "subscribe", None)
+    if subscribe is not None:
+        for observer in observers:
+            subscribe(observer.circuit_breaker_hook())  # type: ignore[attr-defined]
+    return middleware(breaker, classifier=classifier) if classifier is not None else middleware(breaker)
+
+
+#: aio-request's newer spelling, supported (not deprecated): the same options, the same client.
+setup_v2 = setup

@@ -1,0 +1,77 @@
+"""Failures as synthetic responses, as aio-request's ``Client.request`` never raises for them.
+
+    DeadlineExceededError     408
+    TooManyRedirectsError     488  X-Do-Not-Retry: 1
+    any other TransportError  489  (a network error)
+    CircuitOpenError          502  X-Circuit-Breaker: 1, X-Do-Not-Retry: 1, Retry-After
+    OverloadedError           503  Retry-After
+
+``InvalidRequestError`` (a bug in the caller's request) and ``asyncio.CancelledError`` are raised
+as they are. The original error is kept on the response as ``response.error`` for logging.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .._errors import (
+    CircuitOpenError,
+    DeadlineExceededError,
+    OverloadedError,
+    PipelineError,
+    TooManyRedirectsError,
+    TransportError,
+)
+from .._pipeline import Handler
+from .._request import Request
+from .._response import Response
+from ._familiar import EmptyResponse, Header
+
+__all__ = ["SyntheticResponse", "SyntheticResponses", "synthetic_response"]
+
+
+class SyntheticResponse(EmptyResponse):
+    """An ``EmptyResponse`` standing for ``error``, which no server sent."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, *, status: int, error: PipelineError, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status=status, headers=headers)
+        self.error = error
+
+
+def _seconds(value: float) -> str:
+    return str(max(math.ceil(value), 0)) if math.isfinite(value) else "1"
+
+
+def synthetic_response(error: PipelineError) -> SyntheticResponse | None:
+    """The synthetic response standing for ``error``, or ``None`` when it must be raised."""
+    if isinstance(error, DeadlineExceededError):
+        return SyntheticResponse(status=408, error=error)
+    if isinstance(error, TooManyRedirectsError):
+        return SyntheticResponse(status=488, error=error, headers={Header.X_DO_NOT_RETRY: "1"})
+    if isinstance(error, TransportError):
+        return SyntheticResponse(status=489, error=error)
+    if isinstance(error, CircuitOpenError):
+        headers = {Header.X_CIRCUIT_BREAKER: "1", Header.X_DO_NOT_RETRY: "1"}
+        return SyntheticResponse(
+            status=502, error=error, headers={**headers, "Retry-After": _seconds(error.retry_after)}
+        )
+    if isinstance(error, OverloadedError):
+        return SyntheticResponse(status=503, error=error, headers={"Retry-After": _seconds(error.retry_after)})
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticResponses:
+    """The outermost middleware of the facade: turns the library's failures into responses."""
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        try:
+            return await call_next(request)
+        except PipelineError as error:
+            response = synthetic_response(error)
+            if response is None:
+                raise
+            return response
