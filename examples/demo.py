@@ -3,8 +3,9 @@
 Run: python examples/demo.py  (exits 0; takes about a second)
 
 The server on 127.0.0.1 has three endpoints: /fast answers at once, /flaky fails every other
-call with 503, /slow takes 2 s. The client is a pipeline of two small middlewares over the
-aiohttp transport; every call has a deadline.
+call with 503, /slow takes 2 s. The client is ``setup()``'s standard pipeline (deadline,
+priority, retries for safe methods, circuit breaker, system headers) with two small middlewares
+of our own per attempt. Failures come back as synthetic responses (408 for the deadline).
 """
 
 from __future__ import annotations
@@ -65,13 +66,11 @@ async def add_service_name(request: Request, call_next: Handler[Request, Respons
 
 async def call(client: ap.Client, timing: Timing, path: str, timeout: float) -> None:
     before = timing.attempts
-    try:
-        async with client.request(
-            ap.get(path, query_parameters={"name": "demo"}), deadline=ap.Deadline.from_timeout(timeout)
-        ) as response:
-            outcome = f"{response.status} {(await response.text()).strip()}"
-    except ap.PipelineError as error:
-        outcome = f"{type(error).__name__}: {error}"
+    request = ap.get(path, query_parameters={"name": "demo"})
+    async with client.request(request, deadline=ap.Deadline.from_timeout(timeout)) as response:
+        outcome = (
+            f"{response.status} {(await response.text()).strip() or type(getattr(response, 'error', '')).__name__}"
+        )
     attempts = timing.attempts - before
     print(f"GET {path:<6} deadline {timeout:>4.1f}s  attempts {attempts}  {timing.last_ms:7.1f} ms  -> {outcome}")
 
@@ -86,9 +85,19 @@ async def main() -> None:
     timing = Timing()
     try:
         async with aiohttp.ClientSession() as session:
-            pipeline = ap.Pipeline(ap.AioHttpTransport(session), [add_service_name, timing])
-            print(f"pipeline: {pipeline!r}")
-            client = ap.Client(f"http://127.0.0.1:{port}/api/", pipeline)
+            breaker = ap.DefaultCircuitBreaker[str, int](
+                break_duration=1.0, sampling_duration=1.0, minimum_throughput=5, failure_threshold=0.5
+            )
+            client = ap.setup(
+                transport=ap.AioHttpTransport(session),
+                endpoint=f"http://127.0.0.1:{port}/api/",
+                safe_method_strategy=ap.sequential_strategy(
+                    attempts_count=3, delays_provider=ap.constant_delays(delay=0.05)
+                ),
+                circuit_breaker=breaker,
+                middlewares=[add_service_name, timing],
+            )
+            print(f"pipeline: {client.pipeline!r}")
             await call(client, timing, "fast", 1.0)
             await call(client, timing, "flaky", 1.0)
             await call(client, timing, "flaky", 1.0)

@@ -22,8 +22,6 @@ import aiohttp
 from aiohttp import web
 
 import aio_pipeline as ap
-from aio_pipeline._context import get_context
-from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
 from middlewares.deadline import ClientDeadline
 from middlewares.priority import ClientPriority
 from middlewares.wire import SystemHeaders
@@ -35,7 +33,7 @@ RUNS = web.AppKey("runs", list[str])
 
 def what_i_saw(request: web.Request, name: str) -> dict[str, Any]:
     """The propagated headers as received, and the context the handler runs with."""
-    context = get_context()
+    context = ap.get_context()
     return {
         "service": name,
         "timeout_header": request.headers.get("X-Request-Timeout"),
@@ -89,10 +87,10 @@ def show(hops: list[dict[str, Any]]) -> None:
 
 async def main() -> None:
     async with aiohttp.ClientSession() as session:
-        inventory_app = web.Application(middlewares=[aiohttp_middleware_factory()])
+        inventory_app = web.Application(middlewares=[ap.aiohttp_middleware_factory()])
         inventory_app.router.add_get("/stock/{id}", inventory)
         async with serve(inventory_app) as inventory_url:
-            orders_app = web.Application(middlewares=[aiohttp_middleware_factory()])
+            orders_app = web.Application(middlewares=[ap.aiohttp_middleware_factory()])
             orders_app.router.add_post("/orders", orders)
             orders_app[INVENTORY] = ap.Client(inventory_url, client_pipeline(session))
             orders_app[RUNS] = []
