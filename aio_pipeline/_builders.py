@@ -25,6 +25,9 @@ __all__ = [
 ]
 
 
+_NO_HEADERS = Headers()  # immutable, so one instance serves every request without headers
+
+
 class RequestOptions(TypedDict, total=False):
     """Keyword options every builder takes; see ``Request`` for their meaning."""
 
@@ -43,7 +46,7 @@ def request(method: str, url: object, body: bytes = b"", **options: Unpack[Reque
     return Request(
         method=method,
         url=str(url),
-        headers=Headers(options.get("headers")),
+        headers=_NO_HEADERS if options.get("headers") is None else Headers(options.get("headers")),
         path_parameters={str(k): str(v) for k, v in path_parameters.items()},
         query_parameters=_query_pairs(options.get("query_parameters")),
         body=body,

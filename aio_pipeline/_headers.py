@@ -23,18 +23,32 @@ class Headers(Mapping[str, str]):
 
     def __init__(self, headers: HeadersLike = None) -> None:
         if isinstance(headers, Headers):
-            items: tuple[tuple[str, str], ...] = headers._items
-        elif headers is None:
-            items = ()
+            self._items, self._first = headers._items, headers._first  # both immutable: share
+            return
+        if headers is None:
+            items: tuple[tuple[str, str], ...] = ()
         elif isinstance(headers, Mapping):
             items = tuple((str(k), str(v)) for k, v in headers.items())
         else:
             items = tuple((str(k), str(v)) for k, v in headers)
+        self._init(items)
+
+    def _init(self, items: tuple[tuple[str, str], ...]) -> None:
         first: dict[str, str] = {}
         for name, value in items:
             first.setdefault(name.lower(), value)
         self._items = items
         self._first = first
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> Headers:
+        """Headers from pairs already known to be ``str``: a transport's response headers.
+
+        Skips the conversion the constructor does, which is most of its cost on a hot path.
+        """
+        headers = cls.__new__(cls)
+        headers._init(tuple(pairs))
+        return headers
 
     def __getitem__(self, name: str) -> str:
         return self._first[name.lower()]
@@ -87,14 +101,16 @@ class Headers(Mapping[str, str]):
         if not new:
             return self
         kept = [(n, v) for n, v in self._items if n.lower() not in new._first]
-        return Headers([*kept, *new._items])
+        return Headers.from_pairs([*kept, *new._items])
 
     def extend(self, headers: HeadersLike) -> Headers:
         """A copy with the pairs of ``headers`` appended after the existing ones."""
         new = Headers(headers)
-        return Headers([*self._items, *new._items]) if new else self
+        return Headers.from_pairs([*self._items, *new._items]) if new else self
 
     def without(self, *names: str) -> Headers:
         """A copy without any value of the given names."""
         drop = {name.lower() for name in names}
-        return Headers([(n, v) for n, v in self._items if n.lower() not in drop])
+        if drop.isdisjoint(self._first):
+            return self
+        return Headers.from_pairs([(n, v) for n, v in self._items if n.lower() not in drop])

@@ -27,6 +27,7 @@ _URL_SAFE = "%:/?#[]@!$&'()*+,;=~"
 _NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9\-._~%:/?#\[\]@!$&'()*+,;=]")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
@@ -101,6 +102,24 @@ class Request:
         return self.url.split("?", 1)[0]
 
     @property
+    def authority(self) -> str:
+        """``scheme://host:port`` the request goes to, never userinfo: a circuit key, a metric
+        label. The host is lowercased and the default port made explicit. Raises
+        ``InvalidRequestError`` for a URL without a usable host or port."""
+        target = self.url if urlsplit(self.url).scheme else self.endpoint
+        if target is None:
+            raise InvalidRequestError(f"relative URL {self.url!r} needs an endpoint", request=self)
+        parts = urlsplit(str(target))
+        try:
+            port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+        except ValueError as error:
+            raise InvalidRequestError(f"bad port in {str(target)!r}: {error}", request=self) from None
+        host = parts.hostname or ""
+        if ":" in host:  # an IPv6 literal keeps its brackets
+            host = f"[{host}]"
+        return f"{parts.scheme}://{host}:{port}"
+
+    @property
     def is_idempotent(self) -> bool:
         """Whether sending this request twice is safe: an idempotent method, marked retryable,
         or carrying an ``Idempotency-Key`` header."""
@@ -109,10 +128,11 @@ class Request:
     def replace(self, **changes: Any) -> Request:
         """A copy with the given fields changed.
 
-        Middlewares call this on every attempt, so fields that need no validation take a fast
-        path that skips ``__init__`` (``dataclasses.replace`` costs several times more).
+        Middlewares call this on every attempt, so changes that need no validation (any field
+        but ``method``, ``body``, ``max_redirects`` and ``query_parameters``, and ``headers``
+        given as ``Headers``) skip ``__init__``: ``dataclasses.replace`` costs several times more.
         """
-        if not _FAST_FIELDS.issuperset(changes):
+        if not _FAST_FIELDS.issuperset(changes) or not isinstance(changes.get("headers", self.headers), Headers):
             return dataclasses.replace(self, **changes)
         new = _new_request(Request)
         for name in _FIELDS:
@@ -121,15 +141,15 @@ class Request:
 
     def update_headers(self, headers: Mapping[str, str]) -> Request:
         """A copy where the given headers replace any value of the same name."""
-        return dataclasses.replace(self, headers=self.headers.update(headers))
+        return self.replace(headers=self.headers.update(headers))
 
     def extend_headers(self, headers: Mapping[str, str]) -> Request:
         """A copy with the given headers added after the existing ones."""
-        return dataclasses.replace(self, headers=self.headers.extend(headers))
+        return self.replace(headers=self.headers.extend(headers))
 
     def with_extension(self, key: str, value: Any) -> Request:
         """A copy with ``extensions[key] = value``."""
-        return dataclasses.replace(self, extensions=MappingProxyType({**self.extensions, key: value}))
+        return self.replace(extensions=MappingProxyType({**self.extensions, key: value}))
 
     def render_path(self) -> str:
         """The URL with path parameters filled in (escaped) and query parameters appended.
@@ -161,7 +181,7 @@ class Request:
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Request))
 #: Fields whose new value needs no check or conversion in ``__post_init__``.
-_FAST_FIELDS = frozenset(_FIELDS) - {"method", "headers", "query_parameters", "body", "max_redirects"}
+_FAST_FIELDS = frozenset(_FIELDS) - {"method", "query_parameters", "body", "max_redirects"}
 _new_request = object.__new__
 _set = object.__setattr__
 

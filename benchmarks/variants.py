@@ -60,8 +60,53 @@ def pipeline_bare(session: aiohttp.ClientSession, httpx_client: Any, base: str) 
     return pipeline_call(ap.Pipeline(ap.AioHttpTransport(session)), base)
 
 
+def _setup(session: aiohttp.ClientSession, base: str, strategy: Any) -> ap.Client:
+    breaker = ap.DefaultCircuitBreaker[str, Any](
+        break_duration=1.0, sampling_duration=10.0, minimum_throughput=1_000_000, failure_threshold=1.0
+    )  # present and sampling every attempt, but never opening: the benchmark measures its cost
+    return ap.setup(
+        transport=ap.AioHttpTransport(session),
+        endpoint=base,
+        safe_method_strategy=strategy,
+        circuit_breaker=breaker,
+    )
+
+
+def facade_call(client: ap.Client) -> Call:
+    async def call(path: str, timeout: float) -> int:
+        async with client.request(ap.get(path), deadline=ap.Deadline.from_timeout(timeout)) as response:
+            return response.status
+
+    return call
+
+
+def pipeline_single(session: aiohttp.ClientSession, httpx_client: Any, base: str) -> Call:
+    """The full default stack with a single attempt."""
+    return facade_call(_setup(session, base, ap.single_attempt_strategy()))
+
+
+def pipeline_retry(session: aiohttp.ClientSession, httpx_client: Any, base: str) -> Call:
+    return facade_call(_setup(session, base, ap.sequential_strategy(attempts_count=3)))
+
+
+def pipeline_hedge(session: aiohttp.ClientSession, httpx_client: Any, base: str) -> Call:
+    """Hedging at a fixed 10 ms."""
+    delays = ap.constant_delays(delay=0.01)
+    return facade_call(_setup(session, base, ap.parallel_strategy(attempts_count=3, delays_provider=delays)))
+
+
+def pipeline_adaptive(session: aiohttp.ClientSession, httpx_client: Any, base: str) -> Call:
+    """Hedging at the p95 of recent latency (per method and route)."""
+    delays = ap.PercentileBasedRequestAttemptDelaysProvider(min_delay_seconds=0.005)
+    return facade_call(_setup(session, base, ap.parallel_strategy(attempts_count=2, delays_provider=delays)))
+
+
 VARIANTS: dict[str, Factory] = {
     "raw aiohttp": raw_aiohttp,
     "raw httpx": raw_httpx,
     "pipeline (core only)": pipeline_bare,
+    "pipeline single": pipeline_single,
+    "pipeline retry": pipeline_retry,
+    "pipeline hedge 10ms": pipeline_hedge,
+    "pipeline adaptive hedge": pipeline_adaptive,
 }

@@ -13,36 +13,25 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from aio_pipeline._circuit import CircuitBreaker, DefaultCircuitBreaker
 from aio_pipeline._classify import DefaultResponseClassifier, ResponseClassifier, ResponseVerdict
-from aio_pipeline._errors import CircuitOpenError, InvalidRequestError
+from aio_pipeline._errors import CircuitOpenError
 from aio_pipeline._pipeline import Handler
 from aio_pipeline._request import Request
 from aio_pipeline._response import Response
 
 __all__ = ["CircuitBreakerMiddleware", "endpoint_authority"]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
 
 def endpoint_authority(request: Request) -> str:
-    """``scheme://host:port`` of where ``request`` goes: the default circuit key.
+    """``scheme://host:port`` of where ``request`` goes (``Request.authority``): the default key.
 
     Userinfo, path and query are left out (one circuit per server, and no credentials in keys,
     logs or metric labels); the host is lowercased and the default port made explicit, so
     ``http://Example.com/`` and ``http://example.com:80/x`` share a circuit.
     """
-    parts = urlsplit(request.absolute_url())
-    try:
-        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
-    except ValueError as error:
-        raise InvalidRequestError(f"bad port in {request.url!r}: {error}", request=request) from None
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal keeps its brackets
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}:{port}"
+    return request.authority
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,7 @@ class AioHttpTransport(Transport):
             max_redirects=request.max_redirects + 1,
         )
         try:
-            headers = Headers(response.headers.items())
+            headers = Headers.from_pairs(response.headers.items())
             if self._buffer_payload:
                 return Response(response.status, headers, await response.read(), url=str(response.url))
         except BaseException:

@@ -70,7 +70,10 @@ class HttpxTransport(Transport):
                 if next_request is None:
                     body = await response.aread()
                     return Response(
-                        response.status_code, Headers(response.headers.multi_items()), body, url=str(response.url)
+                        response.status_code,
+                        Headers.from_pairs(response.headers.multi_items()),
+                        body,
+                        url=str(response.url),
                     )
             finally:
                 await response.aclose()
