@@ -1,7 +1,8 @@
 """aio-pipeline: safe, observable calls between microservices, as a stack of middlewares.
 
 Every public name is re-exported here; the modules behind them are private. httpx is imported
-only when ``HttpxTransport`` is first used, so the package imports without it.
+only when ``HttpxTransport`` or ``HttpxPipelineTransport`` is first used, so the package imports
+without it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ from ._request import Request
 from ._response import Response
 from ._retry_after import parse_retry_after
 from ._transport import Transport
+from .adapters.aiohttp_client import aiohttp_client_middlewares
 from .facade import (
     ClosableResponse,
     DelegateEndpointProvider,
@@ -112,6 +114,7 @@ if TYPE_CHECKING:
     )
     from middlewares.strategy import SingleAttempt as SingleAttemptRequestStrategy
 
+    from .adapters.httpx_transport import HttpxPipelineTransport
     from .transports.httpx import HttpxTransport
 
 __all__ = [
@@ -144,6 +147,7 @@ __all__ = [
     "Header",
     "Headers",
     "HedgeStarted",
+    "HttpxPipelineTransport",
     "HttpxTransport",
     "InvalidRequestError",
     "Method",
@@ -179,6 +183,7 @@ __all__ = [
     "TooManyRedirectsError",
     "Transport",
     "TransportError",
+    "aiohttp_client_middlewares",
     "aiohttp_middleware_factory",
     "aiohttp_timeout",
     "compose",
@@ -249,6 +254,12 @@ def __getattr__(name: str) -> Any:
         except ImportError as error:
             return _missing_extra(name, "httpx", error)
         return HttpxTransport
+    if name == "HttpxPipelineTransport":
+        try:
+            from .adapters.httpx_transport import HttpxPipelineTransport
+        except ImportError as error:
+            return _missing_extra(name, "httpx", error)
+        return HttpxPipelineTransport
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -14,7 +14,8 @@ OPTIONAL = ("httpx", "prometheus_client", "structlog", "opentelemetry")
 def test_all_is_sorted_and_exactly_the_public_names() -> None:
     public = {name for name in vars(aio_pipeline) if not name.startswith("_")}
     modules = {name for name, value in vars(aio_pipeline).items() if type(value) is type(aio_pipeline)}
-    lazy = {"HttpxTransport", *aio_pipeline._FROM_MIDDLEWARES}  # resolved by __getattr__ on first use
+    # resolved by __getattr__ on first use
+    lazy = {"HttpxTransport", "HttpxPipelineTransport", *aio_pipeline._FROM_MIDDLEWARES}
     assert sorted(aio_pipeline.__all__) == aio_pipeline.__all__
     assert set(aio_pipeline.__all__) == (public - modules - {"annotations", "TYPE_CHECKING", "Any"}) | lazy
 

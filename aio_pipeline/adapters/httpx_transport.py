@@ -1,0 +1,200 @@
+"""Our middlewares inside a plain ``httpx.AsyncClient``, as a wrapping transport.
+
+    client = httpx.AsyncClient(transport=HttpxPipelineTransport([
+        ClientDeadline(), ClientPriority(), PerCallStrategy(SequentialStrategy()),
+        CircuitBreakerMiddleware(breaker), SystemHeaders(),
+    ]))
+    response = await client.get(url)                  # call sites unchanged
+
+The deadline and priority come from ``extensions={"deadline": Deadline, "priority": Priority}``
+on a request, else from ``with set_context(...):`` around the calls or the server request being
+handled (the earlier deadline wins), else ClientDeadline's default timeout.
+
+What an attempt is. httpx follows redirects and runs auth flows above its transport, so our
+stack runs once per request httpx sends: each redirect hop is a new run (attempts numbered from
+1, the same deadline, since httpx copies the extensions to the next hop). Within a run, an
+attempt is one ``inner.handle_async_request`` plus reading the whole body, bounded by the
+attempt's deadline; the inner transport's own connect retries (``retries=``) happen inside it.
+
+What the caller sees: an ``httpx.Response`` with the winning attempt's status, headers and body
+(as received: any Content-Encoding is left for httpx to decode). Every attempt's connection is
+released as soon as its body is read. A network failure is re-raised as the last attempt's own
+httpx exception, so ``except httpx.HTTPError`` still matches; ``CircuitOpenError`` and
+``DeadlineExceededError`` (a ``TimeoutError``) are ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
+
+import httpx
+
+from .._deadline import Deadline
+from .._errors import ConnectError, DeadlineExceededError, InvalidRequestError, PipelineError, TransportError
+from .._headers import Headers
+from .._pipeline import Middleware, compose
+from .._priority import Priority
+from .._request import Request
+from .._response import Response
+
+__all__ = ["HttpxPipelineTransport"]
+
+T = TypeVar("T")
+
+_CALL: Final = "aio_pipeline.httpx_call"
+#: Headers httpx derives from the URL and the body: rewritten when a middleware changes those.
+_DERIVED = ("Host", "Content-Length", "Transfer-Encoding")
+
+
+class HttpxPipelineTransport(httpx.AsyncBaseTransport):
+    """Runs ``middlewares`` (first outermost) for every request, sending through ``inner``.
+
+    ``inner`` defaults to a new ``httpx.AsyncHTTPTransport()``; ``aclose()`` closes it. The
+    request body is read into memory before the first attempt (a streaming body is resent whole
+    by a retry or a hedge), and so is every response body, inside its attempt.
+    """
+
+    def __init__(
+        self, middlewares: Iterable[Middleware[Request, Response]], inner: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.middlewares = tuple(middlewares)
+        for middleware in self.middlewares:
+            if not callable(middleware):
+                raise ValueError(f"middlewares must be callables (request, call_next), got {middleware!r}")
+        self.inner = inner if inner is not None else httpx.AsyncHTTPTransport()
+        self._handler = compose(self.middlewares, self._send)
+
+    def __repr__(self) -> str:
+        names = [getattr(m, "__qualname__", type(m).__qualname__) for m in self.middlewares]
+        return f"HttpxPipelineTransport({' -> '.join([*names, type(self.inner).__qualname__])})"
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call = _Call(request, await request.aread())
+        ours = Request(
+            method=request.method,
+            url=str(request.url),
+            headers=Headers(request.headers.multi_items()),
+            body=call.body,
+            deadline=_extension(request, "deadline", Deadline),
+            priority=_extension(request, "priority", Priority),
+            extensions=MappingProxyType({_CALL: call}),
+        )
+        try:
+            response = await self._handler(ours)
+        except Exception as error:
+            original = call.errors.get(error)
+            if original is None:
+                raise
+        else:
+            return call.returned(response)
+        raise original  # outside the except block: the httpx error is not chained to its wrapper
+
+    async def _send(self, request: Request) -> Response:
+        """The terminal handler: one attempt through ``inner``, bounded by the attempt's deadline."""
+        call = request.extensions.get(_CALL)
+        if not isinstance(call, _Call):
+            raise InvalidRequestError("a middleware replaced the request instead of copying it (request.replace)")
+        deadline = request.deadline
+        timeout = None if deadline is None else deadline.timeout
+        if timeout is not None and timeout <= 0:
+            raise DeadlineExceededError("deadline expired before sending", request=request)
+        outgoing = call.outgoing(request)
+        scope = asyncio.timeout_at(None if deadline is None else deadline.deadline_at)
+        try:
+            async with scope:
+                response = await self.inner.handle_async_request(outgoing)
+                try:
+                    # Raw: decoding is the client's job, on the response it gets back.
+                    body = b"".join([chunk async for chunk in response.aiter_raw()])
+                finally:
+                    await response.aclose()
+        except TimeoutError as error:
+            if scope.expired():
+                raise DeadlineExceededError(f"no response within {timeout:.3f}s", request=request) from error
+            raise
+        except (httpx.TransportError, httpx.InvalidURL) as error:
+            raise call.mapped(error, request) from error
+        ours = Response(response.status_code, Headers(response.headers.multi_items()), body, url=str(outgoing.url))
+        call.extensions[ours] = response.extensions
+        return ours
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _Call:
+    """One run of the stack for one httpx request, and what maps its outcome back to httpx."""
+
+    __slots__ = ("body", "errors", "extensions", "origin")
+
+    def __init__(self, origin: httpx.Request, body: bytes) -> None:
+        self.origin = origin
+        self.body = body
+        self.extensions: dict[Response, dict[str, Any]] = {}
+        self.errors: dict[BaseException, Exception] = {}
+
+    def outgoing(self, request: Request) -> httpx.Request:
+        origin = self.origin
+        extensions = dict(origin.extensions)
+        if request.url == str(origin.url) and request.body == self.body:
+            # After ``aread`` the stream is a ByteStream: replayable, and safe to share.
+            return httpx.Request(
+                request.method,
+                origin.url,
+                headers=request.headers.multi_items(),
+                stream=origin.stream,
+                extensions=extensions,
+            )
+        headers = request.headers.without(*_DERIVED).multi_items()
+        return httpx.Request(
+            request.method, request.absolute_url(), headers=headers, content=request.body, extensions=extensions
+        )
+
+    def mapped(self, error: httpx.TransportError | httpx.InvalidURL, request: Request) -> PipelineError:
+        """Our error for httpx's, so strategies and the breaker can judge it; remembered, so the
+        caller gets httpx's own back if it ends the call."""
+        message = f"{type(error).__name__}: {error}"
+        ours: PipelineError
+        if isinstance(error, httpx.InvalidURL | httpx.UnsupportedProtocol):
+            ours = InvalidRequestError(message, request=request)
+        elif isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError):
+            ours = ConnectError(message, request=request)
+        else:
+            ours = TransportError(message, request=request)
+        self.errors[ours] = error
+        return ours
+
+    def returned(self, response: Response) -> httpx.Response:
+        """The httpx response for the stack's outcome; closing it closes ours."""
+        extensions = self.extensions.get(response, {})
+        kept: dict[str, Any] = {key: extensions[key] for key in ("http_version", "reason_phrase") if key in extensions}
+        return httpx.Response(
+            response.status,
+            headers=response.headers.multi_items(),
+            stream=_Body(response),
+            extensions=kept,
+            request=self.origin,
+        )
+
+
+class _Body(httpx.AsyncByteStream):
+    """The body of our response, closing it when httpx closes the response it went into."""
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield await self._response.read()
+
+    async def aclose(self) -> None:
+        await self._response.close()
+
+
+def _extension(request: httpx.Request, key: str, kind: type[T]) -> T | None:
+    value = request.extensions.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise InvalidRequestError(f"extensions[{key!r}] must be a {kind.__name__} or None, got {value!r}")
+    return value
