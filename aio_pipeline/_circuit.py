@@ -234,6 +234,9 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
     _circuits: OrderedDict[KeyT, _Circuit] = field(init=False, repr=False, default_factory=OrderedDict)
     _now: Callable[[], float] = field(init=False, repr=False, default=_loop_time)
     _lease: float = field(init=False, repr=False, default=0.0)
+    _subscribers: list[Callable[[CircuitStateChanged[KeyT]], None]] = field(
+        init=False, repr=False, default_factory=list
+    )
 
     def __post_init__(self) -> None:
         _require("break_duration", _is_seconds(self.break_duration), "a number of seconds > 0", self.break_duration)
@@ -252,6 +255,16 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
         object.__setattr__(self, "hooks", tuple(self.hooks))
         object.__setattr__(self, "_now", self.clock or _loop_time)
         object.__setattr__(self, "_lease", self.break_duration if lease is None else lease)
+
+    def subscribe(self, hook: Callable[[CircuitStateChanged[KeyT]], None]) -> None:
+        """Also call ``hook`` on every transition, after ``hooks``, as they are called.
+
+        For instrumentation attached to a breaker someone else constructed (metrics, logs).
+        A hook equal to one already subscribed is not added twice, so two clients sharing a
+        breaker and a metrics backend count each transition once.
+        """
+        if hook not in self._subscribers:
+            self._subscribers.append(hook)
 
     @property
     def state(self) -> Mapping[KeyT, CircuitState]:
@@ -379,7 +392,7 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
         if new is CircuitState.OPEN:
             circuit.open_until = at + self.break_duration
         event = CircuitStateChanged(key, old, new, at, reason)
-        for hook in self.hooks:
+        for hook in (*self.hooks, *self._subscribers):
             try:
                 hook(event)
             except Exception:

@@ -16,9 +16,10 @@ deadline) is answered the same way: the request's deadline is spent either way.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler as AiohttpHandler
@@ -28,6 +29,10 @@ from .._deadline import LOW_TIMEOUT_THRESHOLD
 from .._errors import DeadlineExceededError, OverloadedError
 from .._pipeline import Middleware, compose
 from .._priority import Priority
+from .._wire import SERVICE_NAME_HEADER
+
+if TYPE_CHECKING:
+    from .._metrics import MetricsProvider
 
 __all__ = [
     "ServerMiddleware",
@@ -120,8 +125,13 @@ def aiohttp_middleware_factory(
     cancel_on_timeout: bool = False,
     middlewares: Iterable[ServerMiddleware] = (),
     expired_status: int = 408,
+    metrics_provider: MetricsProvider | None = None,
+    client_header_name: str = SERVICE_NAME_HEADER,
+    outer_middlewares: Iterable[ServerMiddleware] = (),
 ) -> AiohttpMiddleware:
-    """The standard server stack as one aiohttp middleware: deadline, priority, then yours.
+    """The standard server stack as one aiohttp middleware, outermost first::
+
+        outer_middlewares -> metrics -> deadline -> priority -> middlewares -> handler
 
     Options (times in seconds):
         timeout: deadline of a request carrying no ``X-Request-Timeout`` and whose handler has
@@ -134,6 +144,13 @@ def aiohttp_middleware_factory(
         middlewares: your own server middlewares, run inside the built-in ones (they see the
             deadline and priority in ``get_context()``); default none.
         expired_status: the status answering an expired request; default 408.
+        metrics_provider: records every request, refused ones included (e.g.
+            ``PROMETHEUS_METRICS_PROVIDER``); default none.
+        client_header_name: the header naming the calling service, given to the metrics
+            provider and to outer and inner middlewares that have a ``client_header_name``
+            field (``ServerLog``); default ``X-Service-Name``.
+        outer_middlewares: yours, outside everything, metrics included: the place for
+            ``ServerLog()``, which then logs refused requests too; default none.
 
     Bad values raise ``ValueError`` naming the parameter, here rather than at the first request.
     """
@@ -144,7 +161,12 @@ def aiohttp_middleware_factory(
 
     if not isinstance(priority, Priority):
         raise ValueError(f"priority must be a Priority (HIGH, NORMAL or LOW), got {priority!r}")
+    if not isinstance(client_header_name, str) or not client_header_name:
+        raise ValueError(f"client_header_name must be a header name, got {client_header_name!r}")
+    provider = _with_client_header(metrics_provider, client_header_name)
     stack: list[ServerMiddleware] = [
+        *(_with_client_header(m, client_header_name) for m in outer_middlewares),
+        *([provider.server_middleware()] if provider is not None else []),
         ServerDeadline(
             timeout=timeout,
             max_timeout=max_timeout,
@@ -153,6 +175,15 @@ def aiohttp_middleware_factory(
             handler_timeout=aiohttp_handler_timeout,
         ),
         ServerPriority(default=priority),
-        *middlewares,
+        *(_with_client_header(m, client_header_name) for m in middlewares),
     ]
     return aiohttp_server_middleware(stack, expired_status=expired_status)
+
+
+def _with_client_header(thing: Any, name: str) -> Any:
+    """``thing`` with its ``client_header_name`` field set to ``name``, when it has one."""
+    if name == SERVICE_NAME_HEADER or not dataclasses.is_dataclass(thing) or isinstance(thing, type):
+        return thing
+    if any(f.name == "client_header_name" for f in dataclasses.fields(thing)):
+        return dataclasses.replace(thing, client_header_name=name)
+    return thing
