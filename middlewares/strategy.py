@@ -46,8 +46,12 @@ class SingleAttempt:
         budget = budget_for(self.budget, request)
         if budget is not None:
             budget.deposit()
-        attempt = request.replace(attempt=1, attempt_kind="first")
-        outcome = await run_attempt(call_next, attempt, None, Emitter(self.event_hooks, request))
+        if request.attempt != 1 or request.attempt_kind != "first":
+            request = request.replace(attempt=1, attempt_kind="first")
+        events = Emitter(self.event_hooks, request)
+        if not events:  # nobody listens: no outcome to build, the hot path of most calls
+            return await call_next(request)
+        outcome = await run_attempt(call_next, request, None, events)
         return outcome.unwrap()
 
 
