@@ -71,6 +71,7 @@ from ._events import (
     with_event_hook,
 )
 from ._headers import Headers
+from ._metrics import MetricsProvider
 from ._pipeline import Handler, Middleware, Pipeline, compose
 from ._priority import Priority
 from ._request import Request
@@ -96,6 +97,9 @@ from .transports.aiohttp import AioHttpTransport
 if TYPE_CHECKING:
     from middlewares.hedging import ParallelStrategy, parallel_strategy
     from middlewares.hedging import ParallelStrategy as ParallelRequestStrategy
+    from middlewares.log import ClientLog, ServerLog
+    from middlewares.metrics import PROMETHEUS_METRICS_PROVIDER, PrometheusMetricsProvider
+    from middlewares.otel import OpenTelemetryMetricsProvider
     from middlewares.retry import (
         DeadlineProvider,
         SequentialStrategy,
@@ -117,7 +121,7 @@ if TYPE_CHECKING:
     from .adapters.httpx_transport import HttpxPipelineTransport
     from .transports.httpx import HttpxTransport
 
-__all__ = [
+__all__ = [  # noqa: RUF022 -- plainly sorted(), as tests/test_public_api.py checks
     "AioHttpTransport",
     "AttemptFinished",
     "AttemptStarted",
@@ -128,6 +132,7 @@ __all__ = [
     "CircuitState",
     "CircuitStateChanged",
     "Client",
+    "ClientLog",
     "ClosableResponse",
     "ConnectError",
     "ContentTypeError",
@@ -152,9 +157,12 @@ __all__ = [
     "InvalidRequestError",
     "Method",
     "MethodBasedStrategy",
+    "MetricsProvider",
     "Middleware",
     "NoopCircuitBreaker",
+    "OpenTelemetryMetricsProvider",
     "OverloadedError",
+    "PROMETHEUS_METRICS_PROVIDER",
     "ParallelRequestStrategy",
     "ParallelStrategy",
     "PerCallStrategy",
@@ -162,6 +170,7 @@ __all__ = [
     "Pipeline",
     "PipelineError",
     "Priority",
+    "PrometheusMetricsProvider",
     "RejectedError",
     "Request",
     "RequestAttemptDelaysProvider",
@@ -177,6 +186,7 @@ __all__ = [
     "RetryUntilDeadlineExpiredStrategy",
     "SequentialRequestStrategy",
     "SequentialStrategy",
+    "ServerLog",
     "SingleAttempt",
     "SingleAttemptRequestStrategy",
     "StaticEndpointProvider",
@@ -223,14 +233,19 @@ __all__ = [
 # eagerly would make ``import middlewares.retry`` (before ``aio_pipeline``) circular.
 _FROM_MIDDLEWARES = {
     # name: (module, attribute); aio-request's class names are aliases of ours.
+    "ClientLog": ("middlewares.log", "ClientLog"),
     "DeadlineProvider": ("middlewares.retry", "DeadlineProvider"),
     "MethodBasedStrategy": ("middlewares.strategy", "MethodBasedStrategy"),
+    "OpenTelemetryMetricsProvider": ("middlewares.otel", "OpenTelemetryMetricsProvider"),
+    "PROMETHEUS_METRICS_PROVIDER": ("middlewares.metrics", "PROMETHEUS_METRICS_PROVIDER"),
     "ParallelRequestStrategy": ("middlewares.hedging", "ParallelStrategy"),
     "ParallelStrategy": ("middlewares.hedging", "ParallelStrategy"),
     "PerCallStrategy": ("middlewares.strategy", "PerCallStrategy"),
+    "PrometheusMetricsProvider": ("middlewares.metrics", "PrometheusMetricsProvider"),
     "RetryUntilDeadlineExpiredStrategy": ("middlewares.retry", "SequentialStrategy"),
     "SequentialRequestStrategy": ("middlewares.retry", "SequentialStrategy"),
     "SequentialStrategy": ("middlewares.retry", "SequentialStrategy"),
+    "ServerLog": ("middlewares.log", "ServerLog"),
     "SingleAttempt": ("middlewares.strategy", "SingleAttempt"),
     "SingleAttemptRequestStrategy": ("middlewares.strategy", "SingleAttempt"),
     "parallel_strategy": ("middlewares.hedging", "parallel_strategy"),

@@ -1,0 +1,289 @@
+"""Prometheus metrics for the client and the server: ``PrometheusMetricsProvider``.
+
+    client: [call] deadline priority strategy [attempt] breaker wire transport
+    server: [server] deadline priority ... handler           (seconds throughout)
+
+    aio_pipeline_client_request_duration_seconds      histogram  method endpoint route status
+    aio_pipeline_client_attempt_duration_seconds      histogram  method endpoint route status kind
+    aio_pipeline_client_retry_budget_exhausted_total  counter    method endpoint route kind
+    aio_pipeline_circuit_breaker_state                gauge      endpoint  (0 closed, 1 half-open, 2 open)
+    aio_pipeline_circuit_breaker_transitions_total    counter    endpoint
+    aio_pipeline_server_request_duration_seconds      histogram  method route status client
+    aio_pipeline_server_requests_in_flight            gauge      method route
+    aio_pipeline_server_rejected_total                counter    method route client reason
+
+Every label has a bounded set of values: ``method`` is a standard method or ``other``;
+``endpoint`` is ``scheme://host:port`` (never userinfo); ``route`` the URL template (client)
+or the aiohttp resource's canonical template, ``unmatched`` when no route matched (server);
+``client`` the caller's ``X-Service-Name`` if short and plain, ``invalid`` if not, ``unknown``
+when absent; ``reason`` is ``deadline`` or ``overloaded``. ``status`` is the HTTP status, or
+for a call that raised: the name of the library error (``DeadlineExceededError``,
+``CircuitOpenError``, ``ConnectError``, ...), ``error`` for any other exception, ``cancelled``
+when the caller cancelled. A server answers ``408``/``503`` for its rejections (the adapter's
+defaults), an aiohttp ``HTTPException``'s own status, ``500`` for other exceptions.
+
+prometheus-client is imported on first use, never at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+from aio_pipeline._circuit import CircuitState, CircuitStateChanged
+from aio_pipeline._errors import DeadlineExceededError, InvalidRequestError, OverloadedError, PipelineError
+from aio_pipeline._events import BudgetExhausted, Event, EventHook
+from aio_pipeline._metrics import ServerMiddleware
+from aio_pipeline._pipeline import Handler, Middleware
+from aio_pipeline._request import Request
+from aio_pipeline._response import Response
+from aio_pipeline._wire import SERVICE_NAME_HEADER
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["DEFAULT_BUCKETS", "PROMETHEUS_METRICS_PROVIDER", "PrometheusMetricsProvider"]
+
+#: Histogram buckets, seconds: 5 ms to 20 s (the default timeout).
+DEFAULT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0)
+INSTALL_HINT: Final = "Prometheus metrics need prometheus-client: pip install 'aio-pipeline[prometheus]'"
+#: Where a registry keeps its metrics; see ``_Metrics.on``.
+_ATTRIBUTE: Final = "_aio_pipeline_metrics"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+_KINDS = frozenset({"first", "retry", "hedge"})
+_STATE_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _method_label(method: str) -> str:
+    return method if method in _METHODS else "other"
+
+
+def _client_labels(request: Request) -> list[str]:
+    """``method``, ``endpoint`` and ``route``: of an absolute URL only its path, so neither
+    userinfo, host nor query ever becomes a label."""
+    try:
+        endpoint = request.authority
+    except InvalidRequestError:
+        endpoint = "unknown"
+    parts = urlsplit(request.url)
+    route = parts.path if parts.scheme else request.route.split("#", 1)[0]
+    return [_method_label(request.method), endpoint, route]
+
+
+def _error_status(error: BaseException) -> str:
+    """The library error class an exception is (a subclass counts as its base), else ``error``."""
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled"
+    return next((c.__name__ for c in type(error).__mro__ if c.__module__ == PipelineError.__module__), "error")
+
+
+def _server_route(request: Any) -> str:
+    resource = getattr(getattr(getattr(request, "match_info", None), "route", None), "resource", None)
+    canonical = getattr(resource, "canonical", None)
+    return canonical if isinstance(canonical, str) else "unmatched"
+
+
+def _client_label(request: Any, header: str) -> str:
+    name = (request.headers.get(header) or "").strip()
+    if not name:
+        return "unknown"
+    return name if len(name) <= 64 and _NAME_CHARS.issuperset(name) else "invalid"
+
+
+class _Metrics:
+    """The metric objects of one registry, created once and kept on the registry itself."""
+
+    def __init__(self, registry: CollectorRegistry, buckets: tuple[float, ...]) -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        def make(kind: Any, name: str, doc: str, labels: list[str], **options: Any) -> Any:
+            return kind(f"aio_pipeline_{name}", doc, labels, registry=registry, **options)
+
+        client, server = ["method", "endpoint", "route"], ["method", "route"]
+        self.buckets = buckets
+        self.call: Histogram = make(
+            Histogram, "client_request_duration_seconds", "Client calls, seconds.", [*client, "status"], buckets=buckets
+        )
+        self.attempt: Histogram = make(
+            Histogram,
+            "client_attempt_duration_seconds",
+            "Client attempts, seconds.",
+            [*client, "status", "kind"],
+            buckets=buckets,
+        )
+        self.budget: Counter = make(
+            Counter, "client_retry_budget_exhausted", "Extra attempts the retry budget refused.", [*client, "kind"]
+        )
+        self.state: Gauge = make(
+            Gauge, "circuit_breaker_state", "Circuit state: 0 closed, 1 half-open, 2 open.", ["endpoint"]
+        )
+        self.transitions: Counter = make(Counter, "circuit_breaker_transitions", "Circuit state changes.", ["endpoint"])
+        self.server: Histogram = make(
+            Histogram,
+            "server_request_duration_seconds",
+            "Server requests, seconds.",
+            [*server, "status", "client"],
+            buckets=buckets,
+        )
+        self.in_flight: Gauge = make(Gauge, "server_requests_in_flight", "Server requests being handled.", server)
+        self.rejected: Counter = make(
+            Counter, "server_rejected", "Server requests refused.", [*server, "client", "reason"]
+        )
+
+    @classmethod
+    def on(cls, registry: CollectorRegistry | None, buckets: tuple[float, ...]) -> _Metrics:
+        # Kept as an attribute of the registry, not in a module-level or class-level dict: the
+        # metrics belong to the registry (registering twice is what prometheus refuses), live and
+        # die with it, and every provider on it, the lazy default one included, finds them.
+        try:
+            import prometheus_client
+        except ImportError as error:
+            raise ImportError(INSTALL_HINT) from error
+        registry = prometheus_client.REGISTRY if registry is None else registry
+        metrics: _Metrics | None = getattr(registry, _ATTRIBUTE, None)
+        if metrics is None:
+            metrics = cls(registry, buckets)
+            setattr(registry, _ATTRIBUTE, metrics)
+        elif metrics.buckets != buckets:
+            raise ValueError(f"buckets {buckets} differ from {metrics.buckets}, already used on this registry")
+        return metrics
+
+
+@dataclass(frozen=True, slots=True)
+class _Timed:
+    """Times a call (or, with ``attempts``, an attempt) into ``histogram``: exactly once, also
+    when it raises or is cancelled."""
+
+    histogram: Histogram
+    attempts: bool
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        status = "cancelled"  # unless set below: only a BaseException (cancellation) skips both
+        try:
+            response = await call_next(request)
+            status = str(response.status)
+            return response
+        except Exception as error:
+            status = _error_status(error)
+            raise
+        finally:
+            labels = [*_client_labels(request), status]
+            if self.attempts:
+                labels.append(request.attempt_kind if request.attempt_kind in _KINDS else "other")
+            self.histogram.labels(*labels).observe(loop.time() - started)
+
+
+@dataclass(frozen=True, slots=True)
+class _BudgetHook:
+    counter: Counter
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, BudgetExhausted):
+            kind = event.kind if event.kind in _KINDS else "other"
+            self.counter.labels(*_client_labels(event.request), kind).inc()
+
+
+@dataclass(frozen=True, slots=True)
+class _BreakerHook:
+    """Equal for one registry, so a breaker shared by two clients counts a change once."""
+
+    state: Gauge
+    transitions: Counter
+
+    def __call__(self, event: CircuitStateChanged[Any]) -> None:
+        self.state.labels(str(event.key)).set(_STATE_VALUES[event.new])
+        self.transitions.labels(str(event.key)).inc()
+
+
+@dataclass(frozen=True, slots=True)
+class _ServerTimed:
+    metrics: _Metrics
+    client_header_name: str
+
+    async def __call__(self, request: Any, call_next: Callable[[Any], Awaitable[Any]], /) -> Any:
+        method, route = _method_label(request.method), _server_route(request)
+        client = _client_label(request, self.client_header_name)
+        in_flight = self.metrics.in_flight.labels(method, route)
+        in_flight.inc()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        status = "cancelled"
+        try:
+            response = await call_next(request)
+            status = str(response.status)
+            return response
+        except DeadlineExceededError as error:
+            status = "408"
+            if error.request is request:  # the server's own deadline, not a handler's outbound call
+                self.metrics.rejected.labels(method, route, client, "deadline").inc()
+            raise
+        except OverloadedError:
+            status = "503"
+            self.metrics.rejected.labels(method, route, client, "overloaded").inc()
+            raise
+        except Exception as error:
+            code = getattr(error, "status", None)  # aiohttp's HTTPException (404 for no route)
+            status = str(code) if isinstance(code, int) else "500"
+            raise
+        finally:
+            in_flight.dec()
+            self.metrics.server.labels(method, route, status, client).observe(loop.time() - started)
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusMetricsProvider:
+    """The ``MetricsProvider`` for prometheus-client.
+
+    Options:
+        registry: where the metrics are registered; default ``None``: prometheus-client's
+            default ``REGISTRY``, looked up on first use.
+        buckets: histogram bounds in seconds, increasing; default ``DEFAULT_BUCKETS`` (5 ms to
+            20 s). Providers sharing a registry must share buckets.
+        client_header_name: the header naming the calling service, for the server's ``client``
+            label; default ``X-Service-Name``.
+
+    The metrics are created on first use of any method, once per registry: every provider on
+    one registry records into the same metric objects. Without prometheus-client installed,
+    that first use raises ``ImportError`` with the install hint. The provider holds no state.
+    """
+
+    registry: CollectorRegistry | None = None
+    buckets: Sequence[float] = DEFAULT_BUCKETS
+    client_header_name: str = SERVICE_NAME_HEADER
+
+    def __post_init__(self) -> None:
+        buckets = tuple(self.buckets)
+        ok = bool(buckets) and all(isinstance(b, int | float) and 0 < b < math.inf for b in buckets)
+        if not ok or list(buckets) != sorted(set(buckets)):
+            raise ValueError(f"buckets must be increasing finite seconds > 0, got {self.buckets!r}")
+        object.__setattr__(self, "buckets", tuple(float(b) for b in buckets))
+
+    def _metrics(self) -> _Metrics:
+        return _Metrics.on(self.registry, tuple(self.buckets))
+
+    def client_call_middleware(self) -> Middleware[Request, Response]:
+        return _Timed(self._metrics().call, attempts=False)
+
+    def client_attempt_middleware(self) -> Middleware[Request, Response]:
+        return _Timed(self._metrics().attempt, attempts=True)
+
+    def client_event_hook(self) -> EventHook:
+        return _BudgetHook(self._metrics().budget)
+
+    def circuit_breaker_hook(self) -> Callable[[CircuitStateChanged[Any]], None]:
+        metrics = self._metrics()
+        return _BreakerHook(metrics.state, metrics.transitions)
+
+    def server_middleware(self) -> ServerMiddleware:
+        return _ServerTimed(self._metrics(), self.client_header_name)
+
+
+#: Metrics on prometheus-client's default registry, created when first used.
+PROMETHEUS_METRICS_PROVIDER: Final = PrometheusMetricsProvider()

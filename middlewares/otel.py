@@ -1,0 +1,223 @@
+"""OpenTelemetry metrics after the HTTP semantic conventions: ``OpenTelemetryMetricsProvider``.
+
+    http.client.request.duration                histogram s  one per physical attempt (semconv: a
+                                                             retry or hedge is a request of its own)
+    aio_pipeline.client.call.duration           histogram s  one per call, all attempts
+    aio_pipeline.client.retry_budget.exhausted  counter      extra attempts the budget refused
+    aio_pipeline.circuit_breaker.state          gauge        0 closed, 1 half-open, 2 open
+    aio_pipeline.circuit_breaker.transitions    counter
+    http.server.request.duration                histogram s
+    http.server.active_requests                 updowncounter
+    aio_pipeline.server.rejected                counter      ``aio_pipeline.reason``: deadline, overloaded
+
+Client attributes: ``http.request.method`` (``_OTHER`` for a non-standard one),
+``server.address``, ``server.port``, ``url.scheme``, ``url.template`` (the request's URL
+template; semconv's ``http.route`` is server-only), ``http.response.status_code``,
+``error.type`` (the status for >= 400, else the library error's class name, ``cancelled`` or
+``_OTHER``) and, on attempts, ``aio_pipeline.attempt.kind``. Server: ``http.request.method``,
+``http.route`` (the resource's canonical template, left out when no route matched),
+``http.response.status_code`` and ``error.type`` (for 5xx and exceptions). Breaker metrics
+carry ``aio_pipeline.circuit_breaker.key``. opentelemetry is imported on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+from aio_pipeline._circuit import CircuitState, CircuitStateChanged
+from aio_pipeline._errors import DeadlineExceededError, InvalidRequestError, OverloadedError, PipelineError
+from aio_pipeline._events import BudgetExhausted, Event, EventHook
+from aio_pipeline._metrics import ServerMiddleware
+from aio_pipeline._pipeline import Handler, Middleware
+from aio_pipeline._request import Request
+from aio_pipeline._response import Response
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, UpDownCounter
+    from opentelemetry.metrics import _Gauge as Gauge  # public as create_gauge()'s result only
+
+__all__ = ["OpenTelemetryMetricsProvider"]
+
+INSTALL_HINT: Final = "OpenTelemetry metrics need opentelemetry-api: pip install 'aio-pipeline[otel]'"
+#: The semantic conventions' advice for HTTP durations, seconds.
+BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+_KINDS = frozenset({"first", "retry", "hedge"})
+_STATE_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+
+Attributes = dict[str, str | int]
+
+
+def _client_attributes(request: Request) -> Attributes:
+    method = request.method if request.method in _METHODS else "_OTHER"
+    parts = urlsplit(request.url)
+    attributes: Attributes = {
+        "http.request.method": method,
+        "url.template": parts.path if parts.scheme else request.route.split("#", 1)[0],
+    }
+    try:
+        scheme, _, address = request.authority.partition("://")  # never userinfo
+    except InvalidRequestError:
+        return attributes
+    host, _, port = address.rpartition(":")
+    if port.isdigit():
+        attributes.update({"server.address": host.strip("[]"), "server.port": int(port), "url.scheme": scheme})
+    return attributes
+
+
+def _error_type(error: BaseException) -> str:
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled"
+    return next((c.__name__ for c in type(error).__mro__ if c.__module__ == PipelineError.__module__), "_OTHER")
+
+
+def _histogram(meter: Meter, name: str, description: str) -> Histogram:
+    try:
+        return meter.create_histogram(name, "s", description, explicit_bucket_boundaries_advisory=BUCKETS)
+    except TypeError:  # opentelemetry-api before the advisory parameter
+        return meter.create_histogram(name, "s", description)
+
+
+@dataclass(frozen=True, slots=True)
+class _Timed:
+    """Records a call (or, with ``attempts``, an attempt) exactly once, also when it raises or is
+    cancelled."""
+
+    histogram: Histogram
+    attempts: bool
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        attributes = _client_attributes(request)
+        if self.attempts:
+            attributes["aio_pipeline.attempt.kind"] = (
+                request.attempt_kind if request.attempt_kind in _KINDS else "other"
+            )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        attributes["error.type"] = "cancelled"  # replaced below unless cancelled
+        try:
+            response = await call_next(request)
+            del attributes["error.type"]
+            attributes["http.response.status_code"] = response.status
+            if response.status >= 400:
+                attributes["error.type"] = str(response.status)
+            return response
+        except Exception as error:
+            attributes["error.type"] = _error_type(error)
+            raise
+        finally:
+            self.histogram.record(loop.time() - started, attributes)
+
+
+@dataclass(frozen=True, slots=True)
+class _BudgetHook:
+    counter: Counter
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, BudgetExhausted):
+            self.counter.add(1, {**_client_attributes(event.request), "aio_pipeline.attempt.kind": event.kind})
+
+
+@dataclass(frozen=True, slots=True)
+class _BreakerHook:
+    state: Gauge
+    transitions: Counter
+
+    def __call__(self, event: CircuitStateChanged[Any]) -> None:
+        attributes = {"aio_pipeline.circuit_breaker.key": str(event.key)}
+        self.state.set(_STATE_VALUES[event.new], attributes)
+        self.transitions.add(1, attributes)
+
+
+@dataclass(frozen=True, slots=True)
+class _ServerTimed:
+    duration: Histogram
+    active: UpDownCounter
+    rejected: Counter
+
+    async def __call__(self, request: Any, call_next: Callable[[Any], Awaitable[Any]], /) -> Any:
+        attributes: Attributes = {"http.request.method": request.method if request.method in _METHODS else "_OTHER"}
+        self.active.add(1, attributes)
+        resource = getattr(getattr(getattr(request, "match_info", None), "route", None), "resource", None)
+        canonical = getattr(resource, "canonical", None)
+        if isinstance(canonical, str):
+            attributes["http.route"] = canonical
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            response = await call_next(request)
+            status: int | None = response.status
+            return response
+        except DeadlineExceededError as error:
+            status = 408
+            if error.request is request:  # the server's own deadline, not a handler's outbound call
+                self.rejected.add(1, {**attributes, "aio_pipeline.reason": "deadline"})
+            raise
+        except OverloadedError:
+            status = 503
+            self.rejected.add(1, {**attributes, "aio_pipeline.reason": "overloaded"})
+            raise
+        except BaseException as error:
+            code = getattr(error, "status", None)  # aiohttp's HTTPException (404 for no route)
+            status = code if isinstance(code, int) else None
+            if status is None:
+                attributes["error.type"] = _error_type(error)
+            raise
+        finally:
+            self.active.add(-1, {"http.request.method": attributes["http.request.method"]})
+            if status is not None:
+                attributes["http.response.status_code"] = status
+                if status >= 500:
+                    attributes["error.type"] = str(status)
+            self.duration.record(loop.time() - started, attributes)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTelemetryMetricsProvider:
+    """The ``MetricsProvider`` for OpenTelemetry.
+
+    Options:
+        meter_provider: where the instruments come from; default ``None``: the global one
+            (``opentelemetry.metrics.get_meter_provider()``), looked up on first use.
+
+    Instruments are created on first use of any method; the SDK returns the same instrument
+    for the same name, so providers may share a meter provider. Without opentelemetry-api
+    installed, that first use raises ``ImportError`` with the install hint.
+    """
+
+    meter_provider: MeterProvider | None = None
+
+    def _meter(self) -> Meter:
+        try:
+            from opentelemetry import metrics
+        except ImportError as error:
+            raise ImportError(INSTALL_HINT) from error
+        provider = self.meter_provider if self.meter_provider is not None else metrics.get_meter_provider()
+        return provider.get_meter("aio_pipeline")
+
+    def client_call_middleware(self) -> Middleware[Request, Response]:
+        histogram = _histogram(self._meter(), "aio_pipeline.client.call.duration", "Client calls, all attempts.")
+        return _Timed(histogram, attempts=False)
+
+    def client_attempt_middleware(self) -> Middleware[Request, Response]:
+        return _Timed(_histogram(self._meter(), "http.client.request.duration", "HTTP client requests."), attempts=True)
+
+    def client_event_hook(self) -> EventHook:
+        return _BudgetHook(self._meter().create_counter("aio_pipeline.client.retry_budget.exhausted", "{attempt}"))
+
+    def circuit_breaker_hook(self) -> Callable[[CircuitStateChanged[Any]], None]:
+        meter = self._meter()
+        state = meter.create_gauge("aio_pipeline.circuit_breaker.state", "1", "0 closed, 1 half-open, 2 open")
+        return _BreakerHook(state, meter.create_counter("aio_pipeline.circuit_breaker.transitions", "{transition}"))
+
+    def server_middleware(self) -> ServerMiddleware:
+        meter = self._meter()
+        return _ServerTimed(
+            _histogram(meter, "http.server.request.duration", "HTTP server requests."),
+            meter.create_up_down_counter("http.server.active_requests", "{request}"),
+            meter.create_counter("aio_pipeline.server.rejected", "{request}"),
+        )
