@@ -50,8 +50,9 @@ class AioHttpTransport(Transport):
         self._buffer_payload = buffer_payload
 
     async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:
+        url_text = request.absolute_url(endpoint)  # raises InvalidRequestError itself
         try:
-            url = yarl.URL(request.absolute_url(endpoint), encoded=True)
+            url = yarl.URL(url_text, encoded=True)
         except ValueError as error:
             raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
         scope = asyncio.timeout(timeout)
@@ -70,6 +71,12 @@ class AioHttpTransport(Transport):
             raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
         except aiohttp.ClientError as error:
             raise TransportError(f"{type(error).__name__}: {error}", request=request) from error
+        except ValueError as error:
+            # aiohttp checks a request while building it, e.g. "Cannot combine AUTHORIZATION
+            # header with AUTH argument or credentials encoded in URL": the caller's mistake.
+            if isinstance(error, InvalidRequestError):
+                raise
+            raise InvalidRequestError(f"aiohttp refused the request: {error}", request=request) from error
 
     async def _send(self, url: yarl.URL, request: Request) -> Response:
         response = await self._session.request(

@@ -30,6 +30,7 @@ from aio_pipeline import (
     ContentTypeError,
     Deadline,
     DeadlineExceededError,
+    InvalidRequestError,
     Pipeline,
     TooManyRedirectsError,
     Transport,
@@ -458,3 +459,12 @@ async def test_aiohttp_unbuffered_read_of_a_truncated_body_raises_transport_erro
     async with await transport.send(raw.base_url, get("x"), None) as response:
         with pytest.raises(TransportError):
             await response.read()
+
+
+async def test_aiohttp_refusing_a_request_is_an_invalid_request(
+    server: Server, aiohttp_session: aiohttp.ClientSession
+) -> None:
+    transport = AioHttpTransport(aiohttp_session)
+    endpoint = server.base_url.replace("http://", "http://user:pass@")
+    with pytest.raises(InvalidRequestError, match="aiohttp refused"):
+        await transport.send(endpoint, get("x", headers={"Authorization": "Bearer t"}), 5.0)
