@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,8 +99,9 @@ class Request:
 
     @property
     def route(self) -> str:
-        """The URL template without endpoint or query: safe as a metric label."""
-        return self.url.split("?", 1)[0]
+        """The URL template without scheme, host, userinfo, query or fragment: safe as a metric
+        label (``users/{id}``; the path alone for an absolute URL)."""
+        return _route_of(self.url)
 
     @property
     def authority(self) -> str:
@@ -109,15 +111,10 @@ class Request:
         target = self.url if _is_absolute(self.url) else self.endpoint
         if target is None:
             raise InvalidRequestError(f"relative URL {self.url!r} needs an endpoint", request=self)
-        parts = urlsplit(str(target))
         try:
-            port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+            return _authority_of(str(target))
         except ValueError as error:
             raise InvalidRequestError(f"bad port in {str(target)!r}: {error}", request=self) from None
-        host = parts.hostname or ""
-        if ":" in host:  # an IPv6 literal keeps its brackets
-            host = f"[{host}]"
-        return f"{parts.scheme}://{host}:{port}"
 
     @property
     def is_idempotent(self) -> bool:
@@ -184,6 +181,25 @@ _FIELDS = tuple(f.name for f in dataclasses.fields(Request))
 _FAST_FIELDS = frozenset(_FIELDS) - {"method", "query_parameters", "body", "max_redirects"}
 _new_request = object.__new__
 _set = object.__setattr__
+
+
+@functools.lru_cache(maxsize=1024)
+def _authority_of(url: str) -> str:
+    # Memoised: metrics, logs and the breaker each ask for it on every attempt, and a process
+    # talks to few endpoints. A pure function of a string, bounded: no state to reset.
+    parts = urlsplit(url)
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _route_of(url: str) -> str:
+    # Memoised for the same reason: templates are few, and labels are built on every attempt.
+    path = urlsplit(url).path if _is_absolute(url) else url
+    return path.split("?", 1)[0].split("#", 1)[0]
 
 
 def _is_absolute(url: str) -> bool:

@@ -28,7 +28,6 @@ import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from aio_pipeline._circuit import CircuitState, CircuitStateChanged
 from aio_pipeline._context import get_context
@@ -84,8 +83,7 @@ def _call_fields(request: Request) -> dict[str, Any]:
         endpoint: str | None = request.authority
     except InvalidRequestError:
         endpoint = None
-    parts = urlsplit(request.url)
-    route = parts.path if parts.scheme else request.route.split("#", 1)[0]
+    route = request.route
     return {"method": request.method, "endpoint": endpoint, "route": route}
 
 

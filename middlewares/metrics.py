@@ -32,7 +32,6 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 from aio_pipeline._circuit import CircuitState, CircuitStateChanged
 from aio_pipeline._errors import DeadlineExceededError, InvalidRequestError, OverloadedError, PipelineError
@@ -70,8 +69,7 @@ def _client_labels(request: Request) -> list[str]:
         endpoint = request.authority
     except InvalidRequestError:
         endpoint = "unknown"
-    parts = urlsplit(request.url)
-    route = parts.path if parts.scheme else request.route.split("#", 1)[0]
+    route = request.route
     return [_method_label(request.method), endpoint, route]
 
 

@@ -26,7 +26,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 from aio_pipeline._circuit import CircuitState, CircuitStateChanged
 from aio_pipeline._errors import DeadlineExceededError, InvalidRequestError, OverloadedError, PipelineError
@@ -54,10 +53,9 @@ Attributes = dict[str, str | int]
 
 def _client_attributes(request: Request) -> Attributes:
     method = request.method if request.method in _METHODS else "_OTHER"
-    parts = urlsplit(request.url)
     attributes: Attributes = {
         "http.request.method": method,
-        "url.template": parts.path if parts.scheme else request.route.split("#", 1)[0],
+        "url.template": request.route,
     }
     try:
         scheme, _, address = request.authority.partition("://")  # never userinfo

@@ -23,7 +23,7 @@ from .._circuit import CircuitBreaker
 from .._classify import ResponseClassifier
 from .._client import Client
 from .._deadline import LOW_TIMEOUT_THRESHOLD
-from .._events import EventHook, with_event_hook
+from .._events import EVENT_HOOKS_EXTENSION, EventHook
 from .._metrics import MetricsProvider
 from .._pipeline import Handler, Middleware, Pipeline
 from .._priority import Priority
@@ -70,9 +70,8 @@ class _AttachEventHooks:
     hooks: tuple[EventHook, ...]
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        for hook in self.hooks:
-            request = with_event_hook(request, hook)
-        return await call_next(request)
+        carried: tuple[EventHook, ...] = request.extensions.get(EVENT_HOOKS_EXTENSION, ())
+        return await call_next(request.with_extension(EVENT_HOOKS_EXTENSION, (*carried, *self.hooks)))
 
 
 def _positional_count(function: Callable[..., Any]) -> int:
