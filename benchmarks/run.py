@@ -25,7 +25,7 @@ from pathlib import Path
 
 import aiohttp
 
-from .variants import VARIANTS, Call
+from .variants import VARIANTS, Call, _quiet_structlog
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="run only this scenario (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
+    _quiet_structlog()
     server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.server", "--port", "0"], stdout=subprocess.PIPE, text=True
     )

@@ -6,6 +6,8 @@ pooling is the same for all of them.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -60,7 +62,29 @@ def pipeline_bare(session: aiohttp.ClientSession, httpx_client: Any, base: str) 
     return pipeline_call(ap.Pipeline(ap.AioHttpTransport(session)), base)
 
 
+def _quiet_structlog() -> None:
+    """Logging present at INFO, as in production, but rendered into /dev/null: the cost of
+    building and rendering each event is measured, the terminal is spared."""
+    import structlog
+
+    sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark process
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=sink),
+        cache_logger_on_first_use=True,
+    )
+
+
 def _setup(session: aiohttp.ClientSession, base: str, strategy: Any) -> ap.Client:
+    """The full default stack: deadline, priority, metrics (a private Prometheus registry),
+    a circuit breaker and the logging middleware, around ``strategy``."""
+    from prometheus_client import CollectorRegistry
+
     breaker = ap.DefaultCircuitBreaker[str, Any](
         break_duration=1.0, sampling_duration=10.0, minimum_throughput=1_000_000, failure_threshold=1.0
     )  # present and sampling every attempt, but never opening: the benchmark measures its cost
@@ -69,6 +93,8 @@ def _setup(session: aiohttp.ClientSession, base: str, strategy: Any) -> ap.Clien
         endpoint=base,
         safe_method_strategy=strategy,
         circuit_breaker=breaker,
+        metrics_provider=ap.PrometheusMetricsProvider(registry=CollectorRegistry()),
+        call_middlewares=[ap.ClientLog()],
     )
 
 
@@ -90,15 +116,44 @@ def pipeline_retry(session: aiohttp.ClientSession, httpx_client: Any, base: str)
 
 
 def pipeline_hedge(session: aiohttp.ClientSession, httpx_client: Any, base: str) -> Call:
-    """Hedging at a fixed 10 ms."""
-    delays = ap.constant_delays(delay=0.01)
-    return facade_call(_setup(session, base, ap.parallel_strategy(attempts_count=3, delays_provider=delays)))
+    """Hedging at a fixed 10 ms, its extra load capped at 10% of calls (+1/s) by ``hedge_budget``."""
+    strategy = ap.ParallelStrategy(
+        attempts_count=3,
+        delays_provider=ap.constant_delays(delay=0.01),
+        hedge_budget=ap.RetryBudget(ratio=0.1, min_per_second=1.0),
+    )
+    return facade_call(_setup(session, base, strategy))
 
 
 def pipeline_adaptive(session: aiohttp.ClientSession, httpx_client: Any, base: str) -> Call:
     """Hedging at the p95 of recent latency (per method and route)."""
     delays = ap.PercentileBasedRequestAttemptDelaysProvider(min_delay_seconds=0.005)
     return facade_call(_setup(session, base, ap.parallel_strategy(attempts_count=2, delays_provider=delays)))
+
+
+def _aio_request(strategy_name: str) -> Factory | None:
+    """aio-request's own client, when it is installed (it is not a dependency)."""
+    try:
+        import aio_request
+    except ImportError:
+        return None
+
+    def factory(session: aiohttp.ClientSession, httpx_client: Any, base: str) -> Call:
+        client = aio_request.setup(transport=aio_request.AioHttpTransport(session), endpoint=base)
+        if strategy_name == "single":
+            strategy = aio_request.single_attempt_strategy()
+        else:
+            delays = aio_request.constant_delays(delay=0.01)
+            strategy = aio_request.parallel_strategy(attempts_count=3, delays_provider=delays)
+
+        async def call(path: str, timeout: float) -> int:
+            deadline = aio_request.Deadline.from_timeout(timeout)
+            async with client.request(aio_request.get(path), deadline=deadline, strategy=strategy) as response:
+                return int(response.status)
+
+        return call
+
+    return factory
 
 
 VARIANTS: dict[str, Factory] = {
@@ -110,3 +165,9 @@ VARIANTS: dict[str, Factory] = {
     "pipeline hedge 10ms": pipeline_hedge,
     "pipeline adaptive hedge": pipeline_adaptive,
 }
+for _name, _factory in (
+    ("aio-request single", _aio_request("single")),
+    ("aio-request parallel", _aio_request("parallel")),
+):
+    if _factory is not None:
+        VARIANTS[_name] = _factory

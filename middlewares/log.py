@@ -77,6 +77,16 @@ def _log(logger: Any, level: str, event: str, fields: dict[str, Any]) -> None:
         _fallback.exception("structlog failed to log %s", event)
 
 
+def _debug_enabled(logger: Any) -> bool:
+    """Whether ``logger`` would emit a debug event; ``True`` when it cannot tell."""
+    try:
+        bound = logger.bind()
+        check = getattr(bound, "is_enabled_for", None) or getattr(bound, "isEnabledFor", None)
+        return True if check is None else bool(check(logging.DEBUG))
+    except Exception:
+        return True
+
+
 def _call_fields(request: Request) -> dict[str, Any]:
     """Method, ``scheme://host:port`` and the URL template: never userinfo, values or query."""
     try:
@@ -134,6 +144,8 @@ class _ClientEvents:
                     tally.deadline_remaining = _seconds(request.deadline.deadline_at - event.at)
                 tally.priority = tally.priority or priority
             return
+        if isinstance(event, AttemptFinished) and not _debug_enabled(self.logger):
+            return  # the per-attempt event is debug: do not build what nobody will see
         fields = {**_call_fields(request), "attempt": request.attempt, "attempt_kind": request.attempt_kind}
         if isinstance(event, AttemptFinished):
             if isinstance(event.result, Response):

@@ -19,7 +19,7 @@ from typing import cast
 from aio_pipeline._budget import BUDGET_EXTENSION, RetryBudget, budget_for
 from aio_pipeline._classify import CLASSIFIER_EXTENSION, ResponseClassifier
 from aio_pipeline._client import STRATEGY_EXTENSION
-from aio_pipeline._events import Emitter, EventHook, run_attempt
+from aio_pipeline._events import EVENT_HOOKS_EXTENSION, Emitter, EventHook, run_attempt
 from aio_pipeline._pipeline import Handler, Middleware
 from aio_pipeline._request import Request
 from aio_pipeline._response import Response
@@ -69,27 +69,37 @@ class PerCallStrategy:
     request is marked ``retryable`` for it. ``budget`` (a ``RetryBudget()`` of its own unless
     given; ``None`` for none) is put on the request for every strategy below to share, unless an
     outer layer already put one there. ``classifier`` (default ``None``) likewise becomes the
-    classifier of every strategy below that was not given one of its own.
+    classifier of every strategy below that was not given one of its own, and ``event_hooks``
+    (default none) are added to the hooks every strategy below reports to (the client's metrics
+    and logs). All of it is put on the request in one copy.
     """
 
     default: Middleware[Request, Response] = field(default_factory=SingleAttempt)
     budget: RetryBudget | None = field(default_factory=RetryBudget)
     classifier: ResponseClassifier | None = None
+    event_hooks: Sequence[EventHook] = ()
 
     def __post_init__(self) -> None:
         if not callable(self.default):
             raise ValueError(f"default must be a middleware, got {self.default!r}")
+        object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        if self.budget is not None and BUDGET_EXTENSION not in request.extensions:
-            request = request.with_extension(BUDGET_EXTENSION, self.budget)
-        if self.classifier is not None and CLASSIFIER_EXTENSION not in request.extensions:
-            request = request.with_extension(CLASSIFIER_EXTENSION, self.classifier)
-        chosen = request.extensions.get(STRATEGY_EXTENSION)
-        if chosen is None:
-            return await self.default(request, call_next)
-        strategy = cast(Middleware[Request, Response], chosen)
-        return await strategy(request.replace(retryable=True), call_next)
+        extensions = request.extensions
+        added: dict[str, object] = {}
+        if self.budget is not None and BUDGET_EXTENSION not in extensions:
+            added[BUDGET_EXTENSION] = self.budget
+        if self.classifier is not None and CLASSIFIER_EXTENSION not in extensions:
+            added[CLASSIFIER_EXTENSION] = self.classifier
+        if self.event_hooks:
+            added[EVENT_HOOKS_EXTENSION] = (*extensions.get(EVENT_HOOKS_EXTENSION, ()), *self.event_hooks)
+        chosen = extensions.get(STRATEGY_EXTENSION)
+        if chosen is not None:  # the caller's explicit choice: repeatable whatever the method
+            request = request.replace(extensions=MappingProxyType({**extensions, **added}), retryable=True)
+            return await cast(Middleware[Request, Response], chosen)(request, call_next)
+        if added:
+            request = request.replace(extensions=MappingProxyType({**extensions, **added}))
+        return await self.default(request, call_next)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,6 @@ from .._circuit import CircuitBreaker
 from .._classify import ResponseClassifier
 from .._client import Client
 from .._deadline import LOW_TIMEOUT_THRESHOLD
-from .._events import EVENT_HOOKS_EXTENSION, EventHook
 from .._metrics import MetricsProvider
 from .._pipeline import Handler, Middleware, Pipeline
 from .._priority import Priority
@@ -61,17 +60,6 @@ class _Enrich:
         if inspect.isawaitable(enriched):
             enriched = await enriched
         return await call_next(enriched)
-
-
-@dataclass(frozen=True, slots=True)
-class _AttachEventHooks:
-    """Per call: strategies (even one chosen per call) report to the client's observers."""
-
-    hooks: tuple[EventHook, ...]
-
-    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        carried: tuple[EventHook, ...] = request.extensions.get(EVENT_HOOKS_EXTENSION, ())
-        return await call_next(request.with_extension(EVENT_HOOKS_EXTENSION, (*carried, *self.hooks)))
 
 
 def _positional_count(function: Callable[..., Any]) -> int:
@@ -158,8 +146,12 @@ def setup(
         ClientDeadline(timeout=timeout, low_timeout_threshold=low_timeout_threshold),
         ClientPriority(default=priority),
         _ResolveEndpoint(provider) if endpoint_provider is not None else None,
-        _AttachEventHooks(tuple(o.client_event_hook() for o in observers)) if observers else None,  # type: ignore[attr-defined]
-        PerCallStrategy(strategy, budget=retry_budget or RetryBudget(), classifier=response_classifier),
+        PerCallStrategy(
+            strategy,
+            budget=retry_budget or RetryBudget(),
+            classifier=response_classifier,
+            event_hooks=[o.client_event_hook() for o in observers],  # type: ignore[attr-defined]
+        ),
         metrics_provider.client_attempt_middleware() if metrics_provider is not None else None,
         _breaker(circuit_breaker, response_classifier, observers, CircuitBreakerMiddleware),
         _Enrich(request_enricher, _positional_count(request_enricher) >= 2) if request_enricher else None,
