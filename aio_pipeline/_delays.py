@@ -29,6 +29,7 @@ __all__ = [
     "LinearBackoffDelays",
     "PercentileBasedRequestAttemptDelaysProvider",
     "RequestAttemptDelaysProvider",
+    "check_strategy_options",
     "constant_delays",
     "delay_for",
     "exponential_backoff_delays",
@@ -238,3 +239,14 @@ def observe_latency(provider: DelaysProvider | RequestAttemptDelaysProvider, req
     """Tell ``provider`` an attempt's latency, if it learns from them."""
     if isinstance(provider, RequestAttemptDelaysProvider):
         provider.observe(request, seconds)
+
+
+def check_strategy_options(attempts_count: object, delays_provider: object, max_retry_after: object) -> None:
+    """The options retry and hedging share, checked the same way: ``ValueError`` naming the one
+    that is wrong, at construction rather than at the first call."""
+    if isinstance(attempts_count, bool) or not isinstance(attempts_count, int) or attempts_count < 1:
+        raise ValueError(f"attempts_count must be an integer >= 1, got {attempts_count!r}")
+    if not isinstance(max_retry_after, int | float) or not max_retry_after >= 0:
+        raise ValueError(f"max_retry_after must be >= 0 seconds, got {max_retry_after!r}")
+    if not callable(delays_provider):
+        raise ValueError(f"delays_provider must be callable, got {delays_provider!r}")

@@ -23,6 +23,7 @@ from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD
 from aio_pipeline._delays import (
     DelaysProvider,
     RequestAttemptDelaysProvider,
+    check_strategy_options,
     delay_for,
     linear_backoff_delays,
     observe_latency,
@@ -75,12 +76,7 @@ class ParallelStrategy:
     event_hooks: Sequence[EventHook] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.attempts_count, int) or self.attempts_count < 1:
-            raise ValueError(f"attempts_count must be an integer >= 1, got {self.attempts_count!r}")
-        if not self.max_retry_after >= 0:
-            raise ValueError(f"max_retry_after must be >= 0 seconds, got {self.max_retry_after!r}")
-        if not callable(self.delays_provider):
-            raise ValueError(f"delays_provider must be callable, got {self.delays_provider!r}")
+        check_strategy_options(self.attempts_count, self.delays_provider, self.max_retry_after)
         object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
