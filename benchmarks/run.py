@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -207,6 +208,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     _quiet_structlog()
+    logging.getLogger("aio_request").setLevel(logging.CRITICAL)  # it logs every timeout it sees
     server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.server", "--port", "0"], stdout=subprocess.PIPE, text=True
     )
