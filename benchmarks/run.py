@@ -182,10 +182,11 @@ def plot_cdf(results: list[Result], scenario: str, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
+    chosen = [result for result in results if result.scenario == scenario and result.latencies_ms]
+    if not chosen:
+        return False
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for result in results:
-        if result.scenario != scenario:
-            continue
+    for result in chosen:
         lat = sorted(result.latencies_ms)
         ax.plot(lat, [(i + 1) / len(lat) for i in range(len(lat))], label=result.variant)
     ax.set_xscale("log")
