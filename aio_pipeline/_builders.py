@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypedDict, Unpack
 
+from ._errors import InvalidRequestError
 from ._headers import Headers, HeadersLike
 from ._request import QueryLike, Request, _query_pairs
 
@@ -43,6 +44,9 @@ class RequestOptions(TypedDict, total=False):
 def request(method: str, url: object, body: bytes = b"", **options: Unpack[RequestOptions]) -> Request:
     """A request for any method; ``url`` is absolute or relative to the client's endpoint."""
     path_parameters = options.get("path_parameters") or {}
+    for name, value in path_parameters.items():
+        if value is None:  # str(None) would send the segment "None"
+            raise InvalidRequestError(f"path parameter {name!r} is None")
     return Request(
         method=method,
         url=str(url),

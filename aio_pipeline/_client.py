@@ -7,7 +7,7 @@ from types import TracebackType
 from ._deadline import Deadline
 from ._pipeline import Middleware, Pipeline
 from ._priority import Priority
-from ._request import Request, join_url
+from ._request import Request, check_endpoint
 from ._response import Response
 
 __all__ = ["STRATEGY_EXTENSION", "Client", "ResponseContext"]
@@ -51,7 +51,9 @@ class Client:
 
     def __init__(self, endpoint: object, pipeline: Pipeline) -> None:
         if endpoint is not None:
-            join_url(endpoint, "")  # validates the endpoint now, not at the first call
+            check_endpoint(endpoint)  # now, not at the first call
+        if not isinstance(pipeline, Pipeline):
+            raise ValueError(f"pipeline must be a Pipeline, got {pipeline!r}")
         self.endpoint = None if endpoint is None else str(endpoint)
         self.pipeline = pipeline
 

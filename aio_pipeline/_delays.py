@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from ._budget import RetryBudget
+from ._classify import ResponseClassifier
 from ._deadline import _now
 from ._request import Request
 
@@ -241,9 +243,26 @@ def observe_latency(provider: DelaysProvider | RequestAttemptDelaysProvider, req
         provider.observe(request, seconds)
 
 
-def check_strategy_options(attempts_count: object, delays_provider: object, max_retry_after: object) -> None:
+def check_kind(name: str, value: object, kind: type) -> None:
+    """``ValueError`` naming option ``name`` unless ``value`` is ``None`` or an instance of ``kind``
+    (a class passed for an instance, a ratio for a budget...): at construction, not at the first call."""
+    if value is not None and not isinstance(value, kind):
+        raise ValueError(f"{name} must be a {kind.__name__} instance, got {value!r}")
+
+
+def check_strategy_options(
+    attempts_count: object,
+    delays_provider: object,
+    max_retry_after: object,
+    *,
+    classifier: object = None,
+    budgets: dict[str, object] | None = None,
+) -> None:
     """The options retry and hedging share, checked the same way: ``ValueError`` naming the one
     that is wrong, at construction rather than at the first call."""
+    check_kind("classifier", classifier, ResponseClassifier)
+    for name, budget in (budgets or {}).items():
+        check_kind(name, budget, RetryBudget)
     if isinstance(attempts_count, bool) or not isinstance(attempts_count, int) or attempts_count < 1:
         raise ValueError(f"attempts_count must be an integer >= 1, got {attempts_count!r}")
     if not isinstance(max_retry_after, int | float) or not max_retry_after >= 0:

@@ -58,8 +58,13 @@ class Pipeline:
     __slots__ = ("_handler", "middlewares", "transport")
 
     def __init__(self, transport: Transport, middlewares: Iterable[Middleware[Request, Response]] = ()) -> None:
+        if not isinstance(transport, Transport):
+            raise ValueError(f"transport must be a Transport such as AioHttpTransport(session), got {transport!r}")
         self.transport = transport
         self.middlewares: tuple[Middleware[Request, Response], ...] = tuple(middlewares)
+        for middleware in self.middlewares:
+            if not callable(middleware):
+                raise ValueError(f"middlewares must be callables (request, call_next), got {middleware!r}")
         self._handler = compose(self.middlewares, self._send)
 
     def __repr__(self) -> str:

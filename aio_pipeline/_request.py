@@ -16,7 +16,7 @@ from ._errors import InvalidRequestError
 from ._headers import Headers
 from ._priority import Priority
 
-__all__ = ["QueryLike", "Request", "join_url"]
+__all__ = ["QueryLike", "Request", "check_endpoint", "check_headers", "join_url"]
 
 QueryLike: TypeAlias = (
     "Mapping[str, str | int | float | Sequence[str | int | float]] | Sequence[tuple[str, str]] | None"
@@ -84,7 +84,7 @@ class Request:
     extensions: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
     def __post_init__(self) -> None:
-        method = self.method.upper()
+        method = self.method.upper() if isinstance(self.method, str) else ""
         if not _TOKEN.fullmatch(method):
             raise InvalidRequestError(f"method must be an HTTP token such as GET, got {self.method!r}")
         if not isinstance(self.body, bytes):
@@ -94,6 +94,7 @@ class Request:
         object.__setattr__(self, "method", method)
         if not isinstance(self.headers, Headers):
             object.__setattr__(self, "headers", Headers(self.headers))
+        check_headers(self.headers, request=self)
         if not isinstance(self.query_parameters, tuple):
             object.__setattr__(self, "query_parameters", _query_pairs(self.query_parameters))
 
@@ -138,11 +139,11 @@ class Request:
 
     def update_headers(self, headers: Mapping[str, str]) -> Request:
         """A copy where the given headers replace any value of the same name."""
-        return self.replace(headers=self.headers.update(headers))
+        return self.replace(headers=self.headers.update(check_headers(Headers(headers), request=self)))
 
     def extend_headers(self, headers: Mapping[str, str]) -> Request:
         """A copy with the given headers added after the existing ones."""
-        return self.replace(headers=self.headers.extend(headers))
+        return self.replace(headers=self.headers.extend(check_headers(Headers(headers), request=self)))
 
     def with_extension(self, key: str, value: Any) -> Request:
         """A copy with ``extensions[key] = value``."""
@@ -165,10 +166,10 @@ class Request:
 
     def _fill(self, match: re.Match[str]) -> str:
         name = match.group(1)
-        try:
-            value = str(self.path_parameters[name])
-        except KeyError:
-            raise InvalidRequestError(f"no value for path parameter {name!r} in {self.url!r}", request=self) from None
+        value = self.path_parameters.get(name)
+        if value is None:
+            raise InvalidRequestError(f"no value for path parameter {name!r} in {self.url!r}", request=self)
+        value = str(value)
         return _escape_segment(value) if self.escape_path_parameters else value
 
     def absolute_url(self, endpoint: str | None = None) -> str:
@@ -204,7 +205,40 @@ def _route_of(url: str) -> str:
 
 def _is_absolute(url: str) -> bool:
     # "://" first: most URLs are relative paths, and urlsplit costs microseconds on a hot path.
-    return "://" in url and bool(urlsplit(url).scheme)
+    if "://" not in url:
+        return False
+    try:
+        return bool(urlsplit(url).scheme)
+    except ValueError:  # "http://[::1": absolute, and refused as invalid where it is parsed
+        return True
+
+
+_FORBIDDEN_IN_VALUES = re.compile(r"[\r\n\x00]")
+
+
+def check_headers(headers: Headers, *, request: Request | None = None) -> Headers:
+    """``headers``, if every name is an HTTP token and no value holds CR, LF or NUL (which would
+    split the header block); else ``InvalidRequestError``, before anything is sent."""
+    for name, value in headers.multi_items():
+        if not _TOKEN.fullmatch(name):
+            raise InvalidRequestError(f"header name must be an HTTP token, got {name!r}", request=request)
+        if _FORBIDDEN_IN_VALUES.search(value):
+            raise InvalidRequestError(f"header {name!r} holds CR, LF or NUL: {value!r}", request=request)
+    return headers
+
+
+def check_endpoint(endpoint: object) -> str:
+    """``endpoint`` as text, if it is an absolute http(s) URL with a host and a usable port;
+    else ``InvalidRequestError`` naming it. For constructors: a bad endpoint fails there."""
+    text = str(endpoint)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  (parsing it is the check)
+    except ValueError as error:
+        raise InvalidRequestError(f"endpoint must be an absolute http(s) URL, got {text!r}: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequestError(f"endpoint must be an absolute http(s) URL, got {text!r}")
+    return text
 
 
 def join_url(endpoint: object, path: str, *, request: Request | None = None) -> str:

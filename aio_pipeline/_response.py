@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import json
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -86,14 +85,14 @@ class Response:
         return self._body
 
     async def text(self, encoding: str | None = None) -> str:
-        """The body decoded with ``encoding``, else the Content-Type charset, else UTF-8."""
+        """The body decoded with ``encoding``, else the Content-Type charset, else UTF-8; also
+        UTF-8 when the one named cannot decode text (unknown, not a text codec, malformed)."""
         charset = _media_type_and_charset(self.headers.get("Content-Type", ""))[1]
-        encoding = encoding or charset or "utf-8"
+        body = await self.read()
         try:
-            codecs.lookup(encoding)
-        except LookupError:
-            encoding = "utf-8"
-        return (await self.read()).decode(encoding, errors="replace")
+            return body.decode(encoding or charset or "utf-8", errors="replace")
+        except (LookupError, UnicodeError, ValueError):  # the charset is the server's: anything goes
+            return body.decode("utf-8", errors="replace")
 
     async def json(
         self,

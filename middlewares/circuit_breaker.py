@@ -16,7 +16,9 @@ from typing import Any
 
 from aio_pipeline._circuit import CircuitBreaker, DefaultCircuitBreaker
 from aio_pipeline._classify import DefaultResponseClassifier, ResponseClassifier, ResponseVerdict
-from aio_pipeline._errors import CircuitOpenError
+from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD
+from aio_pipeline._delays import check_kind
+from aio_pipeline._errors import CircuitOpenError, InvalidRequestError
 from aio_pipeline._pipeline import Handler
 from aio_pipeline._request import Request
 from aio_pipeline._response import Response
@@ -58,6 +60,13 @@ class CircuitBreakerMiddleware:
     key: Callable[[Request], Hashable] = endpoint_authority
     classifier: ResponseClassifier = field(default_factory=DefaultResponseClassifier)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.breaker, CircuitBreaker):
+            raise ValueError(f"breaker must be a CircuitBreaker instance, got {self.breaker!r}")
+        if not callable(self.key):
+            raise ValueError(f"key must be callable (request -> key), got {self.key!r}")
+        check_kind("classifier", self.classifier, ResponseClassifier)
+
     def _failed(self, response: Response) -> bool:
         return self.classifier.classify(response) is ResponseVerdict.REJECT
 
@@ -67,11 +76,21 @@ class CircuitBreakerMiddleware:
         permit = self.breaker.acquire(self.key(request), request=request)
         try:
             response = await call_next(request)
+        except InvalidRequestError:
+            permit.cancelled()  # the caller's mistake (a bad URL or header) says nothing of the endpoint
+            raise
         except Exception:
             permit.failure()
             raise
-        except BaseException:  # cancelled: a hedging loser, a caller giving up, a timeout around us
-            permit.cancelled()
+        except BaseException:
+            # Cancelled. Cut off by its own deadline, the attempt timed out: a failure, and the only
+            # one an endpoint that accepts and never answers ever produces. Otherwise (a losing
+            # hedge, a caller giving up early) it says nothing about the endpoint.
+            deadline = request.deadline
+            if deadline is not None and deadline.timeout < LOW_TIMEOUT_THRESHOLD:
+                permit.failure()
+            else:
+                permit.cancelled()
             raise
         try:
             failed = self._failed(response)

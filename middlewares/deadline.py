@@ -148,6 +148,10 @@ class ServerDeadline:
         if self.max_timeout is not None:
             _check_seconds("max_timeout", self.max_timeout)
         _check_seconds("low_timeout_threshold", self.low_timeout_threshold, zero_ok=True)
+        if self.handler_timeout is not None and not callable(self.handler_timeout):
+            raise ValueError(
+                f"handler_timeout must be callable (request -> seconds or None), got {self.handler_timeout!r}"
+            )
 
     def _default(self, request: InboundRequest) -> float:
         if self.handler_timeout is not None:

@@ -23,6 +23,7 @@ from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD
 from aio_pipeline._delays import (
     DelaysProvider,
     RequestAttemptDelaysProvider,
+    check_kind,
     check_strategy_options,
     delay_for,
     linear_backoff_delays,
@@ -76,7 +77,14 @@ class ParallelStrategy:
     event_hooks: Sequence[EventHook] = ()
 
     def __post_init__(self) -> None:
-        check_strategy_options(self.attempts_count, self.delays_provider, self.max_retry_after)
+        check_strategy_options(
+            self.attempts_count,
+            self.delays_provider,
+            self.max_retry_after,
+            classifier=self.classifier,
+            budgets={"budget": self.budget, "hedge_budget": self.hedge_budget},
+        )
+        check_kind("hedge_priority", self.hedge_priority, Priority)
         object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:

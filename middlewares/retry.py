@@ -95,7 +95,15 @@ class SequentialStrategy:
     event_hooks: Sequence[EventHook] = ()
 
     def __post_init__(self) -> None:
-        check_strategy_options(self.attempts_count, self.delays_provider, self.max_retry_after)
+        check_strategy_options(
+            self.attempts_count,
+            self.delays_provider,
+            self.max_retry_after,
+            classifier=self.classifier,
+            budgets={"budget": self.budget},
+        )
+        if not callable(self.deadline_provider):
+            raise ValueError(f"deadline_provider must be callable, got {self.deadline_provider!r}")
         object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:

@@ -19,6 +19,7 @@ from typing import cast
 from aio_pipeline._budget import BUDGET_EXTENSION, RetryBudget, budget_for
 from aio_pipeline._classify import CLASSIFIER_EXTENSION, ResponseClassifier
 from aio_pipeline._client import STRATEGY_EXTENSION
+from aio_pipeline._delays import check_kind
 from aio_pipeline._events import EVENT_HOOKS_EXTENSION, Emitter, EventHook, run_attempt
 from aio_pipeline._pipeline import Handler, Middleware
 from aio_pipeline._request import Request
@@ -40,6 +41,7 @@ class SingleAttempt:
     event_hooks: Sequence[EventHook] = ()
 
     def __post_init__(self) -> None:
+        check_kind("budget", self.budget, RetryBudget)
         object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
@@ -82,6 +84,8 @@ class PerCallStrategy:
     def __post_init__(self) -> None:
         if not callable(self.default):
             raise ValueError(f"default must be a middleware, got {self.default!r}")
+        check_kind("budget", self.budget, RetryBudget)
+        check_kind("classifier", self.classifier, ResponseClassifier)
         object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:

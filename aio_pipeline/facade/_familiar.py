@@ -10,7 +10,7 @@ from typing import TypeAlias
 from .._classify import DO_NOT_RETRY_HEADER
 from .._headers import HeadersLike
 from .._pipeline import Middleware
-from .._request import Request, join_url
+from .._request import Request, check_endpoint
 from .._response import Response
 from .._wire import ATTEMPT_HEADER, PRIORITY_HEADER, SERVICE_NAME_HEADER, TIMEOUT_HEADER
 
@@ -80,7 +80,7 @@ class StaticEndpointProvider(EndpointProvider):
     __slots__ = ("_endpoint",)
 
     def __init__(self, endpoint: object) -> None:
-        join_url(endpoint, "")  # a bad endpoint fails here, not at the first call
+        check_endpoint(endpoint)  # a bad endpoint fails here, not at the first call
         self._endpoint = str(endpoint)
 
     @property

@@ -23,6 +23,7 @@ from .._circuit import CircuitBreaker
 from .._classify import ResponseClassifier
 from .._client import Client
 from .._deadline import LOW_TIMEOUT_THRESHOLD
+from .._delays import check_kind
 from .._metrics import MetricsProvider
 from .._pipeline import Handler, Middleware, Pipeline
 from .._priority import Priority
@@ -130,10 +131,27 @@ def setup(
 
     if (endpoint is None) == (endpoint_provider is None):
         raise ValueError("give exactly one of endpoint and endpoint_provider")
+    if not isinstance(priority, Priority):
+        raise ValueError(f"priority must be a Priority (HIGH, NORMAL or LOW), got {priority!r}")
+    check_kind("endpoint_provider", endpoint_provider, EndpointProvider)
+    check_kind("response_classifier", response_classifier, ResponseClassifier)
+    check_kind("circuit_breaker", circuit_breaker, CircuitBreaker)
+    check_kind("retry_budget", retry_budget, RetryBudget)
+    for name, function in [
+        ("safe_method_strategy", safe_method_strategy),
+        ("unsafe_method_strategy", unsafe_method_strategy),
+        ("request_enricher", request_enricher),
+    ]:
+        if function is not None and not callable(function):
+            raise ValueError(f"{name} must be callable, got {function!r}")
+    middlewares, call_middlewares = tuple(middlewares), tuple(call_middlewares)
+    for name, given in [("middlewares", middlewares), ("call_middlewares", call_middlewares)]:
+        for middleware in given:
+            if not callable(middleware):
+                raise ValueError(f"{name} must be callables (request, call_next), got {middleware!r}")
     provider = endpoint_provider or StaticEndpointProvider(endpoint)
     if metrics_provider is None:
         metrics_provider = getattr(transport, "metrics_provider", None)
-    call_middlewares = tuple(call_middlewares)
     observers = _observers(metrics_provider, call_middlewares)
     strategy = MethodBasedStrategy(
         dict.fromkeys(SAFE_METHODS, safe_method_strategy or sequential_strategy(attempts_count=3)),

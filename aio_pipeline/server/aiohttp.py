@@ -98,7 +98,7 @@ def aiohttp_server_middleware(
     """
     if not isinstance(expired_status, int) or not 400 <= expired_status <= 599:
         raise ValueError(f"expired_status must be an HTTP error status (400-599), got {expired_status!r}")
-    stack = tuple(middlewares)
+    stack = _callables("middlewares", middlewares)
 
     @web.middleware
     async def aio_pipeline_middleware(request: web.Request, handler: AiohttpHandler) -> web.StreamResponse:
@@ -163,6 +163,8 @@ def aiohttp_middleware_factory(
         raise ValueError(f"priority must be a Priority (HIGH, NORMAL or LOW), got {priority!r}")
     if not isinstance(client_header_name, str) or not client_header_name:
         raise ValueError(f"client_header_name must be a header name, got {client_header_name!r}")
+    middlewares = _callables("middlewares", middlewares)
+    outer_middlewares = _callables("outer_middlewares", outer_middlewares)
     provider = _with_client_header(metrics_provider, client_header_name)
     stack: list[ServerMiddleware] = [
         *(_with_client_header(m, client_header_name) for m in outer_middlewares),
@@ -178,6 +180,14 @@ def aiohttp_middleware_factory(
         *(_with_client_header(m, client_header_name) for m in middlewares),
     ]
     return aiohttp_server_middleware(stack, expired_status=expired_status)
+
+
+def _callables(name: str, middlewares: Iterable[ServerMiddleware]) -> tuple[ServerMiddleware, ...]:
+    stack = tuple(middlewares)
+    for middleware in stack:
+        if not callable(middleware):
+            raise ValueError(f"{name} must be callables (request, call_next), got {middleware!r}")
+    return stack
 
 
 def _with_client_header(thing: Any, name: str) -> Any:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -23,6 +25,31 @@ if TYPE_CHECKING:
     from .._metrics import MetricsProvider
 
 __all__ = ["HttpxTransport"]
+
+T = TypeVar("T")
+
+
+async def _cancelled_once(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Await ``coroutine`` in a task of its own that is cancelled at most once.
+
+    httpcore releases a cancelled request's connection under anyio shields, which a second
+    native ``task.cancel()`` breaks through, leaving the connection checked out of the pool for
+    good (encode/httpcore#830, #922). A hedge gets exactly that: its own timeout and the
+    strategy's TaskGroup both cancel it. However often the caller is cancelled, the inner task
+    gets one cancellation and is awaited to the end of its cleanup; then the caller's
+    cancellation goes on. Any response it finished with owns nothing: its body is read.
+    """
+    task = asyncio.get_running_loop().create_task(coroutine)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller's cancellation is what propagates
+        raise
 
 
 class HttpxTransport(Transport):
@@ -48,8 +75,11 @@ class HttpxTransport(Transport):
                 headers=request.headers.multi_items(),
                 content=request.body or None,
             )
+            port = outgoing.url.port
+            if port is not None and not 0 < port < 65536:  # else anyio fails with an ExceptionGroup
+                raise InvalidRequestError(f"invalid URL: port {port} out of range", request=request)
             async with scope:
-                return await self._send(outgoing, request)
+                return await _cancelled_once(self._send(outgoing, request))
         except TimeoutError as error:
             if scope.expired():
                 raise DeadlineExceededError(f"no response within {timeout:.3f}s", request=request) from error
@@ -58,6 +88,10 @@ class HttpxTransport(Transport):
             raise ConnectError(f"cannot connect: {error}", request=request) from error
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
             raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
+        except httpx.LocalProtocolError as error:  # h11 refused what we asked it to send: a bad header
+            raise InvalidRequestError(f"httpx refused the request: {error}", request=request) from error
+        except UnicodeEncodeError as error:  # httpx encodes header names and values as ASCII
+            raise InvalidRequestError(f"httpx refused the request: {error}", request=request) from error
         except (httpx.TransportError, httpx.DecodingError) as error:
             raise TransportError(f"{type(error).__name__}: {error}", request=request) from error
 
