@@ -7,8 +7,9 @@ from types import TracebackType
 from ._deadline import Deadline
 from ._pipeline import Middleware, Pipeline
 from ._priority import Priority
-from ._request import Request, check_endpoint
+from ._request import Request
 from ._response import Response
+from ._url import check_endpoint
 
 __all__ = ["STRATEGY_EXTENSION", "Client", "ResponseContext"]
 

@@ -1,34 +1,30 @@
-"""``Request``: an immutable description of one call, and how its URL is built."""
+"""``Request``: an immutable description of one call. How its URL is built is ``_url``'s."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeAlias
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode
 
 from ._deadline import Deadline
 from ._errors import InvalidRequestError
 from ._headers import Headers
 from ._priority import Priority
+from ._url import authority_of, escape_segment, is_absolute, join_url, requote, route_of
 
-__all__ = ["QueryLike", "Request", "check_endpoint", "check_headers", "join_url"]
+__all__ = ["QueryLike", "Request", "check_headers"]
 
 QueryLike: TypeAlias = (
     "Mapping[str, str | int | float | Sequence[str | int | float]] | Sequence[tuple[str, str]] | None"
 )
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-#: Characters a URL may carry as they are; anything else (spaces, non-ASCII) is percent-encoded.
-_URL_SAFE = "%:/?#[]@!$&'()*+,;=~"
-_NEEDS_QUOTING = re.compile(r"[^A-Za-z0-9\-._~%:/?#\[\]@!$&'()*+,;=]")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
@@ -43,14 +39,6 @@ def _query_pairs(query: QueryLike) -> tuple[tuple[str, str], ...]:
         # None means "no value", as in aio-request: the parameter is left out, not sent as "None".
         pairs.extend((str(key), str(item)) for item in values if item is not None)
     return tuple(pairs)
-
-
-def _escape_segment(value: str) -> str:
-    """Percent-encode a path parameter so it stays one segment: ``/``, ``?``, ``#`` and the
-    dot segments ``.`` and ``..`` are all encoded, so a value can never change the path."""
-    if value in (".", ".."):
-        return value.replace(".", "%2E")
-    return quote(value, safe="")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,18 +90,18 @@ class Request:
     def route(self) -> str:
         """The URL template without scheme, host, userinfo, query or fragment: safe as a metric
         label (``users/{id}``; the path alone for an absolute URL)."""
-        return _route_of(self.url)
+        return route_of(self.url)
 
     @property
     def authority(self) -> str:
         """``scheme://host:port`` the request goes to, never userinfo: a circuit key, a metric
         label. The host is lowercased and the default port made explicit. Raises
         ``InvalidRequestError`` for a URL without a usable host or port."""
-        target = self.url if _is_absolute(self.url) else self.endpoint
+        target = self.url if is_absolute(self.url) else self.endpoint
         if target is None:
             raise InvalidRequestError(f"relative URL {self.url!r} needs an endpoint", request=self)
         try:
-            return _authority_of(str(target))
+            return authority_of(str(target))
         except ValueError as error:
             raise InvalidRequestError(f"bad port in {str(target)!r}: {error}", request=self) from None
 
@@ -158,8 +146,7 @@ class Request:
         url = self.url
         if self.path_parameters:
             url = _PLACEHOLDER.sub(self._fill, url)
-        if _NEEDS_QUOTING.search(url):
-            url = quote(url, safe=_URL_SAFE)
+        url = requote(url)
         if self.query_parameters:
             url += ("&" if "?" in url else "?") + urlencode(self.query_parameters)
         return url
@@ -170,7 +157,7 @@ class Request:
         if value is None:
             raise InvalidRequestError(f"no value for path parameter {name!r} in {self.url!r}", request=self)
         value = str(value)
-        return _escape_segment(value) if self.escape_path_parameters else value
+        return escape_segment(value) if self.escape_path_parameters else value
 
     def absolute_url(self, endpoint: str | None = None) -> str:
         """The full URL to send to; see ``join_url`` for how a relative URL meets the endpoint."""
@@ -182,35 +169,6 @@ _FIELDS = tuple(f.name for f in dataclasses.fields(Request))
 _FAST_FIELDS = frozenset(_FIELDS) - {"method", "query_parameters", "body", "max_redirects"}
 _new_request = object.__new__
 _set = object.__setattr__
-
-
-@functools.lru_cache(maxsize=1024)
-def _authority_of(url: str) -> str:
-    # Memoised: metrics, logs and the breaker each ask for it on every attempt, and a process
-    # talks to few endpoints. A pure function of a string, bounded: no state to reset.
-    parts = urlsplit(url)
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal keeps its brackets
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}:{port}"
-
-
-@functools.lru_cache(maxsize=1024)
-def _route_of(url: str) -> str:
-    # Memoised for the same reason: templates are few, and labels are built on every attempt.
-    path = urlsplit(url).path if _is_absolute(url) else url
-    return path.split("?", 1)[0].split("#", 1)[0]
-
-
-def _is_absolute(url: str) -> bool:
-    # "://" first: most URLs are relative paths, and urlsplit costs microseconds on a hot path.
-    if "://" not in url:
-        return False
-    try:
-        return bool(urlsplit(url).scheme)
-    except ValueError:  # "http://[::1": absolute, and refused as invalid where it is parsed
-        return True
 
 
 _FORBIDDEN_IN_VALUES = re.compile(r"[\r\n\x00]")
@@ -225,38 +183,3 @@ def check_headers(headers: Headers, *, request: Request | None = None) -> Header
         if _FORBIDDEN_IN_VALUES.search(value):
             raise InvalidRequestError(f"header {name!r} holds CR, LF or NUL: {value!r}", request=request)
     return headers
-
-
-def check_endpoint(endpoint: object) -> str:
-    """``endpoint`` as text, if it is an absolute http(s) URL with a host and a usable port;
-    else ``InvalidRequestError`` naming it. For constructors: a bad endpoint fails there."""
-    text = str(endpoint)
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018  (parsing it is the check)
-    except ValueError as error:
-        raise InvalidRequestError(f"endpoint must be an absolute http(s) URL, got {text!r}: {error}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequestError(f"endpoint must be an absolute http(s) URL, got {text!r}")
-    return text
-
-
-def join_url(endpoint: object, path: str, *, request: Request | None = None) -> str:
-    """Join ``path`` onto ``endpoint``.
-
-    An absolute ``path`` (with a scheme) is used as is. A relative one is always appended under
-    the endpoint's path, whether or not either side has a slash at the join:
-    ``http://host/api`` + ``users/1`` and ``http://host/api/`` + ``/users/1`` both give
-    ``http://host/api/users/1``. The endpoint's own query and fragment are dropped.
-    """
-    if _is_absolute(path):
-        return path
-    if endpoint is None:
-        raise InvalidRequestError(f"relative URL {path!r} needs an endpoint", request=request)
-    parts = urlsplit(str(endpoint))
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidRequestError(f"endpoint must be an absolute http(s) URL, got {str(endpoint)!r}", request=request)
-    base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-    if not path or path[0] in "?#":
-        return f"{parts.scheme}://{parts.netloc}{parts.path or '/'}{path}"
-    return f"{base}/{path.lstrip('/')}"

@@ -10,8 +10,9 @@ from typing import TypeAlias
 from .._classify import DO_NOT_RETRY_HEADER
 from .._headers import HeadersLike
 from .._pipeline import Middleware
-from .._request import Request, check_endpoint
+from .._request import Request
 from .._response import Response
+from .._url import check_endpoint
 from .._wire import ATTEMPT_HEADER, PRIORITY_HEADER, SERVICE_NAME_HEADER, TIMEOUT_HEADER
 
 __all__ = [
