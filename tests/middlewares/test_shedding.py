@@ -188,3 +188,40 @@ async def test_a_request_that_waits_too_long_is_shed_and_leaks_no_slot(make_serv
     assert service.shedding.in_flight == 0
     assert service.shedding.waiting == 0
     assert (await service.call("low", work=0.1)).status == 200
+
+
+@pytest.mark.needs_extras
+@pytest.mark.looptime
+async def test_a_shed_request_is_counted_as_overloaded_with_the_standard_server_stack() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from aio_pipeline import PrometheusMetricsProvider, aiohttp_middleware_factory
+
+    registry = CollectorRegistry()
+    gate = asyncio.Event()
+    ran: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        ran.append(request.headers["X-Request-Priority"])
+        await gate.wait()
+        return web.Response(text="done")
+
+    factory = aiohttp_middleware_factory(
+        metrics_provider=PrometheusMetricsProvider(registry=registry),
+        middlewares=[LoadShedding(max_concurrency=1)],
+    )
+    app = web.Application(middlewares=[factory])
+    app.router.add_get("/work", handler)
+    async with test_utils.TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{server.port}/work"
+        held = asyncio.create_task(session.get(url, headers={"X-Request-Priority": "high"}))
+        await settle()
+        async with session.get(url, headers={"X-Request-Priority": "low"}) as shed:
+            assert shed.status == 503
+            assert "Retry-After" in shed.headers
+        gate.set()
+        async with await held as response:
+            assert response.status == 200
+    labels = {"method": "GET", "route": "/work", "client": "unknown", "reason": "overloaded"}
+    assert registry.get_sample_value("aio_pipeline_server_rejected_total", labels) == 1
+    assert ran == ["high"]  # the shed request never reached its handler
