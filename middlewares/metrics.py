@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from aio_pipeline._circuit import CircuitState, CircuitStateChanged
@@ -159,6 +159,9 @@ class _Timed:
 
     histogram: Histogram
     attempts: bool
+    # The histogram's child per label set: ``labels()`` validates and locks on every call, a
+    # dict look-up does not. As bounded as the label sets themselves (templates, not paths).
+    _children: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
         loop = asyncio.get_running_loop()
@@ -172,10 +175,13 @@ class _Timed:
             status = _error_status(error)
             raise
         finally:
-            labels = [*_client_labels(request), status]
+            labels = (*_client_labels(request), status)
             if self.attempts:
-                labels.append(request.attempt_kind if request.attempt_kind in _KINDS else "other")
-            self.histogram.labels(*labels).observe(loop.time() - started)
+                labels = (*labels, request.attempt_kind if request.attempt_kind in _KINDS else "other")
+            child = self._children.get(labels)
+            if child is None:
+                child = self._children[labels] = self.histogram.labels(*labels)
+            child.observe(loop.time() - started)
 
 
 @dataclass(frozen=True, slots=True)
