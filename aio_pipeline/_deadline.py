@@ -11,8 +11,11 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
+from types import TracebackType
 
-__all__ = ["LOW_TIMEOUT_THRESHOLD", "Deadline", "format_timeout", "parse_timeout"]
+from ._errors import DeadlineExceededError
+
+__all__ = ["LOW_TIMEOUT_THRESHOLD", "Deadline", "format_timeout", "parse_timeout", "within"]
 
 #: Seconds below which a deadline is treated as spent: no attempt, hedge or handler starts
 #: with less time than this left (as aio-request's ``low_timeout_threshold``, 5 ms).
@@ -92,3 +95,38 @@ def parse_timeout(value: str | None) -> float | None:
     if not math.isfinite(seconds):
         return None
     return max(seconds, 0.0)
+
+
+class within:
+    """``async with within(at, request=..., message=...):`` cancels the body at loop time ``at``
+    (``None``: never) and raises ``DeadlineExceededError(message)`` for that expiry, and only
+    for it: a ``TimeoutError`` the body raised itself (a library's own timeout) goes through as
+    it is. ``within.after(seconds, ...)`` counts from now and says how long it waited. The one
+    place that tells our deadline from anyone else's timeout, for transports, adapters and the
+    deadline middlewares.
+    """
+
+    __slots__ = ("_message", "_request", "_scope", "_seconds")
+
+    def __init__(self, at: float | None, *, request: object, message: str, seconds: float | None = None) -> None:
+        self._scope = asyncio.timeout_at(at)
+        self._request = request
+        self._message = message
+        self._seconds = seconds
+
+    @classmethod
+    def after(cls, seconds: float | None, *, request: object, message: str) -> within:
+        at = None if seconds is None else _now() + seconds
+        return cls(at, request=request, message=message, seconds=seconds)
+
+    async def __aenter__(self) -> None:
+        await self._scope.__aenter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self._scope.__aexit__(exc_type, exc, tb)
+        except TimeoutError as error:  # raised by the scope only when it expired and cancelled us
+            message = self._message if self._seconds is None else f"{self._message} within {self._seconds:.3f}s"
+            raise DeadlineExceededError(message, request=self._request) from error

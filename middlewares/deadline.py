@@ -9,14 +9,13 @@ to the handler through the context, so every call the handler makes inherits it.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aio_pipeline._context import get_context, set_context
-from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, parse_timeout
+from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, parse_timeout, within
 from aio_pipeline._errors import DeadlineExceededError
 from aio_pipeline._pipeline import Handler
 from aio_pipeline._request import Request
@@ -103,16 +102,10 @@ class ClientDeadline:
             request = request.replace(deadline=deadline)
         # The scope cancels this task in place: no extra task, and contextvars and an outer
         # cancellation flow through untouched.
-        scope = asyncio.timeout_at(deadline.deadline_at)
-        try:
-            async with scope:
-                return await call_next(request)
-        except TimeoutError as error:
-            # Only our own expiry becomes a deadline error; any other TimeoutError (a library's
-            # own, or one an inner layer already mapped) is not ours to rename.
-            if scope.expired() and not isinstance(error, DeadlineExceededError):
-                raise DeadlineExceededError("the call's deadline passed", request=request) from error
-            raise
+        # Only our own expiry becomes a deadline error (``within``); any other TimeoutError (a
+        # library's own, or one an inner layer already mapped) is not ours to rename.
+        async with within(deadline.deadline_at, request=request, message="the call's deadline passed"):
+            return await call_next(request)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,11 +165,5 @@ class ServerDeadline:
         with set_context(deadline=deadline):
             if not self.cancel_on_timeout:
                 return await call_next(request)
-            scope = asyncio.timeout_at(deadline.deadline_at)
-            try:
-                async with scope:
-                    return await call_next(request)
-            except TimeoutError as error:
-                if scope.expired() and not isinstance(error, DeadlineExceededError):
-                    raise DeadlineExceededError("handler cancelled at its deadline", request=request) from error
-                raise
+            async with within(deadline.deadline_at, request=request, message="handler cancelled at its deadline"):
+                return await call_next(request)

@@ -25,7 +25,6 @@ still matches; ``CircuitOpenError`` and ``DeadlineExceededError`` (a ``TimeoutEr
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import warnings
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Final
 import aiohttp
 from aiohttp import payload
 
+from .._deadline import within
 from .._errors import ConnectError, DeadlineExceededError, InvalidRequestError, PipelineError, TransportError
 from .._headers import Headers
 from .._pipeline import Middleware, compose
@@ -193,13 +193,14 @@ async def _send(request: Request) -> Response:
     if timeout is not None and timeout <= 0:
         raise DeadlineExceededError("deadline expired before sending", request=request)
     outgoing = call.outgoing(request)
-    scope = asyncio.timeout_at(None if deadline is None else deadline.deadline_at)
     try:
-        async with scope:
+        async with within(
+            None if deadline is None else deadline.deadline_at, request=request, message="no response", seconds=timeout
+        ):
             return await call.receive(outgoing)
+    except DeadlineExceededError:
+        raise
     except TimeoutError as error:  # aiohttp's own timeouts are TimeoutErrors too
-        if scope.expired():
-            raise DeadlineExceededError(f"no response within {timeout:.3f}s", request=request) from error
         if isinstance(error, aiohttp.ClientError):
             raise call.mapped(error, request) from error
         raise

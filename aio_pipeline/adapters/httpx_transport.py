@@ -25,14 +25,13 @@ httpx exception, so ``except httpx.HTTPError`` still matches; ``CircuitOpenError
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterable
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 import httpx
 
-from .._deadline import Deadline
+from .._deadline import Deadline, within
 from .._errors import ConnectError, DeadlineExceededError, InvalidRequestError, PipelineError, TransportError
 from .._headers import Headers
 from .._pipeline import Middleware, compose
@@ -102,19 +101,19 @@ class HttpxPipelineTransport(httpx.AsyncBaseTransport):
         if timeout is not None and timeout <= 0:
             raise DeadlineExceededError("deadline expired before sending", request=request)
         outgoing = call.outgoing(request)
-        scope = asyncio.timeout_at(None if deadline is None else deadline.deadline_at)
         try:
-            async with scope:
+            async with within(
+                None if deadline is None else deadline.deadline_at,
+                request=request,
+                message="no response",
+                seconds=timeout,
+            ):
                 response = await self.inner.handle_async_request(outgoing)
                 try:
                     # Raw: decoding is the client's job, on the response it gets back.
                     body = b"".join([chunk async for chunk in response.aiter_raw()])
                 finally:
                     await response.aclose()
-        except TimeoutError as error:
-            if scope.expired():
-                raise DeadlineExceededError(f"no response within {timeout:.3f}s", request=request) from error
-            raise
         except (httpx.TransportError, httpx.InvalidURL) as error:
             raise call.mapped(error, request) from error
         ours = Response(response.status_code, Headers(response.headers.multi_items()), body, url=str(outgoing.url))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import aiohttp
 import yarl
 
+from .._deadline import within
 from .._errors import (
     ConnectError,
     DeadlineExceededError,
@@ -55,13 +55,12 @@ class AioHttpTransport(Transport):
             url = yarl.URL(url_text, encoded=True)
         except ValueError as error:
             raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
-        scope = asyncio.timeout(timeout)
         try:
-            async with scope:
+            async with within.after(timeout, request=request, message="no response"):
                 return await self._send(url, request)
-        except TimeoutError as error:
-            if scope.expired():
-                raise DeadlineExceededError(f"no response within {timeout:.3f}s", request=request) from error
+        except DeadlineExceededError:
+            raise
+        except TimeoutError as error:  # aiohttp's own timeouts (the session's ClientTimeout)
             raise TransportError(f"timed out: {error!r}", request=request) from error
         except aiohttp.TooManyRedirects as error:
             raise TooManyRedirectsError(f"more than {request.max_redirects} redirects", request=request) from error

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from .._errors import DeadlineExceededError
+from .._deadline import within
 from .._request import Request
 from .._response import Response
 from .._transport import Transport
@@ -54,14 +54,8 @@ class FakeTransport(Transport):
             raise step
         if isinstance(step, Response):
             return step
-        scope = asyncio.timeout(timeout)
-        try:
-            async with scope:
-                return await step(request)
-        except TimeoutError as error:
-            if scope.expired():
-                raise DeadlineExceededError("fake transport: deadline expired", request=request) from error
-            raise
+        async with within.after(timeout, request=request, message="fake transport: no response"):
+            return await step(request)
 
     async def aclose(self) -> None:
         self.closed = True

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from .._deadline import within
 from .._errors import (
     ConnectError,
     DeadlineExceededError,
@@ -67,7 +68,6 @@ class HttpxTransport(Transport):
         self._client = async_client
 
     async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:
-        scope = asyncio.timeout(timeout)
         try:
             outgoing = self._client.build_request(
                 request.method,
@@ -78,11 +78,11 @@ class HttpxTransport(Transport):
             port = outgoing.url.port
             if port is not None and not 0 < port < 65536:  # else anyio fails with an ExceptionGroup
                 raise InvalidRequestError(f"invalid URL: port {port} out of range", request=request)
-            async with scope:
+            async with within.after(timeout, request=request, message="no response"):
                 return await _cancelled_once(self._send(outgoing, request))
-        except TimeoutError as error:
-            if scope.expired():
-                raise DeadlineExceededError(f"no response within {timeout:.3f}s", request=request) from error
+        except DeadlineExceededError:
+            raise
+        except TimeoutError as error:  # httpx's own timeouts are TransportErrors; anything else
             raise TransportError(f"timed out: {error!r}", request=request) from error
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as error:
             raise ConnectError(f"cannot connect: {error}", request=request) from error
