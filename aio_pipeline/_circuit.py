@@ -22,18 +22,17 @@ uses it, so that exceptions and cancellations are judged, not only responses).
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
-import math
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
+from ._checks import is_count, is_seconds, require
 from ._circuit_api import CircuitBreaker, CircuitState, CircuitStateChanged, KeyT, NoopCircuitBreaker, ResultT
 from ._circuit_window import SlidingWindow
+from ._deadline import _now
 from ._errors import CircuitOpenError
 
 __all__ = [
@@ -109,27 +108,6 @@ class _Circuit:
         self.next_probe_id = 0
 
 
-def _loop_time() -> float:
-    # asyncio's default loop clock is time.monotonic; a test loop may make it virtual.
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:
-        return time.monotonic()
-
-
-def _require(name: str, ok: bool, expected: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _is_seconds(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-
-
 @dataclass(frozen=True, kw_only=True, eq=False)
 class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
     """A circuit per key, sampled over a sliding window; share one instance to share its state.
@@ -163,28 +141,28 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
     hooks: Sequence[Callable[[CircuitStateChanged[KeyT]], None]] = ()
     clock: Callable[[], float] | None = None
     _circuits: OrderedDict[KeyT, _Circuit] = field(init=False, repr=False, default_factory=OrderedDict)
-    _now: Callable[[], float] = field(init=False, repr=False, default=_loop_time)
+    _now: Callable[[], float] = field(init=False, repr=False, default=_now)
     _lease: float = field(init=False, repr=False, default=0.0)
     _subscribers: list[Callable[[CircuitStateChanged[KeyT]], None]] = field(
         init=False, repr=False, default_factory=list
     )
 
     def __post_init__(self) -> None:
-        _require("break_duration", _is_seconds(self.break_duration), "a number of seconds > 0", self.break_duration)
+        require("break_duration", is_seconds(self.break_duration), "a number of seconds > 0", self.break_duration)
         threshold = self.failure_threshold
         ok = isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 < threshold <= 1
-        _require("failure_threshold", ok, "a ratio in (0, 1]", threshold)
-        _require("minimum_throughput", _is_count(self.minimum_throughput), "an int > 0", self.minimum_throughput)
-        _require("sampling_duration", _is_seconds(self.sampling_duration), "seconds > 0", self.sampling_duration)
-        _require("windows_count", _is_count(self.windows_count), "an int > 0", self.windows_count)
-        _require("half_open_probes", _is_count(self.half_open_probes), "an int > 0", self.half_open_probes)
+        require("failure_threshold", ok, "a ratio in (0, 1]", threshold)
+        require("minimum_throughput", is_count(self.minimum_throughput), "an int > 0", self.minimum_throughput)
+        require("sampling_duration", is_seconds(self.sampling_duration), "seconds > 0", self.sampling_duration)
+        require("windows_count", is_count(self.windows_count), "an int > 0", self.windows_count)
+        require("half_open_probes", is_count(self.half_open_probes), "an int > 0", self.half_open_probes)
         count = self.consecutive_failures
-        _require("consecutive_failures", count is None or _is_count(count), "None or an int > 0", count)
+        require("consecutive_failures", count is None or is_count(count), "None or an int > 0", count)
         lease = self.probe_timeout
-        _require("probe_timeout", lease is None or _is_seconds(lease), "None or seconds > 0", lease)
-        _require("max_keys", _is_count(self.max_keys), "an int > 0", self.max_keys)
+        require("probe_timeout", lease is None or is_seconds(lease), "None or seconds > 0", lease)
+        require("max_keys", is_count(self.max_keys), "an int > 0", self.max_keys)
         object.__setattr__(self, "hooks", tuple(self.hooks))
-        object.__setattr__(self, "_now", self.clock or _loop_time)
+        object.__setattr__(self, "_now", self.clock or _now)
         object.__setattr__(self, "_lease", self.break_duration if lease is None else lease)
 
     def subscribe(self, hook: Callable[[CircuitStateChanged[KeyT]], None]) -> None:

@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from ._budget import RetryBudget
-from ._classify import ResponseClassifier
 from ._deadline import _now
 from ._request import Request
 
@@ -31,7 +29,6 @@ __all__ = [
     "LinearBackoffDelays",
     "PercentileBasedRequestAttemptDelaysProvider",
     "RequestAttemptDelaysProvider",
-    "check_strategy_options",
     "constant_delays",
     "delay_for",
     "exponential_backoff_delays",
@@ -241,31 +238,3 @@ def observe_latency(provider: DelaysProvider | RequestAttemptDelaysProvider, req
     """Tell ``provider`` an attempt's latency, if it learns from them."""
     if isinstance(provider, RequestAttemptDelaysProvider):
         provider.observe(request, seconds)
-
-
-def check_kind(name: str, value: object, kind: type) -> None:
-    """``ValueError`` naming option ``name`` unless ``value`` is ``None`` or an instance of ``kind``
-    (a class passed for an instance, a ratio for a budget...): at construction, not at the first call."""
-    if value is not None and not isinstance(value, kind):
-        raise ValueError(f"{name} must be a {kind.__name__} instance, got {value!r}")
-
-
-def check_strategy_options(
-    attempts_count: object,
-    delays_provider: object,
-    max_retry_after: object,
-    *,
-    classifier: object = None,
-    budgets: dict[str, object] | None = None,
-) -> None:
-    """The options retry and hedging share, checked the same way: ``ValueError`` naming the one
-    that is wrong, at construction rather than at the first call."""
-    check_kind("classifier", classifier, ResponseClassifier)
-    for name, budget in (budgets or {}).items():
-        check_kind(name, budget, RetryBudget)
-    if isinstance(attempts_count, bool) or not isinstance(attempts_count, int) or attempts_count < 1:
-        raise ValueError(f"attempts_count must be an integer >= 1, got {attempts_count!r}")
-    if not isinstance(max_retry_after, int | float) or not max_retry_after >= 0:
-        raise ValueError(f"max_retry_after must be >= 0 seconds, got {max_retry_after!r}")
-    if not callable(delays_provider):
-        raise ValueError(f"delays_provider must be callable, got {delays_provider!r}")

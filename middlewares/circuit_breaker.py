@@ -14,10 +14,10 @@ from collections.abc import Callable, Hashable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
+from aio_pipeline._checks import check_kind
 from aio_pipeline._circuit import CircuitBreaker, DefaultCircuitBreaker
 from aio_pipeline._classify import DefaultResponseClassifier, ResponseClassifier, ResponseVerdict
 from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD
-from aio_pipeline._delays import check_kind
 from aio_pipeline._errors import CircuitOpenError, InvalidRequestError
 from aio_pipeline._pipeline import Handler
 from aio_pipeline._request import Request

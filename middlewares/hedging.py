@@ -18,13 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aio_pipeline._budget import RetryBudget, budget_for
+from aio_pipeline._checks import check_kind, check_strategy_options
 from aio_pipeline._classify import Outcome, ResponseClassifier, classifier_for, is_repeatable
 from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD
 from aio_pipeline._delays import (
     DelaysProvider,
     RequestAttemptDelaysProvider,
-    check_kind,
-    check_strategy_options,
     delay_for,
     linear_backoff_delays,
     observe_latency,

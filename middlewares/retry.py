@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from aio_pipeline._budget import RetryBudget, budget_for
+from aio_pipeline._checks import check_strategy_options
 from aio_pipeline._classify import Outcome, ResponseClassifier, classifier_for, is_repeatable
 from aio_pipeline._deadline import Deadline
 from aio_pipeline._delays import (
     DelaysProvider,
     RequestAttemptDelaysProvider,
-    check_strategy_options,
     delay_for,
     linear_backoff_delays,
     observe_latency,

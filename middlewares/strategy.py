@@ -17,9 +17,9 @@ from types import MappingProxyType
 from typing import cast
 
 from aio_pipeline._budget import BUDGET_EXTENSION, RetryBudget, budget_for
+from aio_pipeline._checks import check_kind
 from aio_pipeline._classify import CLASSIFIER_EXTENSION, ResponseClassifier
 from aio_pipeline._client import STRATEGY_EXTENSION
-from aio_pipeline._delays import check_kind
 from aio_pipeline._events import EVENT_HOOKS_EXTENSION, Emitter, EventHook, run_attempt
 from aio_pipeline._pipeline import Handler, Middleware
 from aio_pipeline._request import Request

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._budget import RetryBudget
+from .._checks import check_kind
 from .._circuit import CircuitBreaker
 from .._classify import ResponseClassifier
 from .._client import Client
 from .._deadline import LOW_TIMEOUT_THRESHOLD
-from .._delays import check_kind
 from .._metrics import MetricsProvider
 from .._pipeline import Handler, Middleware, Pipeline
 from .._priority import Priority
