@@ -44,6 +44,7 @@ from aio_pipeline._events import (
     RetryAfterHonoured,
     RetryScheduled,
 )
+from aio_pipeline._labels import server_route, service_name
 from aio_pipeline._pipeline import Handler
 from aio_pipeline._priority import Priority
 from aio_pipeline._request import Request
@@ -57,7 +58,6 @@ DENIED_HEADERS: Final = frozenset({"authorization", "cookie", "set-cookie", "pro
 INSTALL_HINT: Final = "logging needs structlog: pip install 'aio-pipeline[structlog]'"
 _TALLY: Final = "aio_pipeline.log.tally"
 _fallback = logging.getLogger("aio_pipeline.log")
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 def _get_logger(name: str) -> Any:
@@ -282,7 +282,11 @@ class ServerLog(_Options):
         import structlog  # present: the constructor checked
 
         bound = self._bound(request)
-        fields = {"method": request.method, "route": _server_route(request), "path": getattr(request, "path", None)}
+        fields = {
+            "method": request.method,
+            "route": server_route(request) or "unmatched",
+            "path": getattr(request, "path", None),
+        }
         fields.update(bound)
         if self.log_headers:
             fields["headers"] = _headers(request.headers.items(), self._deny)
@@ -323,17 +327,8 @@ class ServerLog(_Options):
         else:
             remaining = _seconds(parse_timeout(request.headers.get(TIMEOUT_HEADER)))
         priority = context.priority or Priority.parse(request.headers.get(PRIORITY_HEADER))
-        name = (request.headers.get(self.client_header_name) or "").strip()
-        if name:
-            name = name if len(name) <= 64 and _NAME_CHARS.issuperset(name) else "invalid"
         return {
-            "client": name or "unknown",
+            "client": service_name(request, self.client_header_name),
             "priority": None if priority is None else priority.value,
             "deadline_remaining": remaining,
         }
-
-
-def _server_route(request: Any) -> str:
-    resource = getattr(getattr(getattr(request, "match_info", None), "route", None), "resource", None)
-    canonical = getattr(resource, "canonical", None)
-    return canonical if isinstance(canonical, str) else "unmatched"

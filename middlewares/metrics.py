@@ -33,9 +33,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from aio_pipeline._circuit import CircuitState, CircuitStateChanged
-from aio_pipeline._errors import DeadlineExceededError, InvalidRequestError, OverloadedError, PipelineError
+from aio_pipeline._circuit import CircuitStateChanged
+from aio_pipeline._errors import DeadlineExceededError, InvalidRequestError, OverloadedError
 from aio_pipeline._events import BudgetExhausted, Event, EventHook
+from aio_pipeline._labels import (
+    ATTEMPT_KINDS,
+    CIRCUIT_STATE_VALUES,
+    HTTP_METHODS,
+    library_error_name,
+    server_route,
+    service_name,
+)
 from aio_pipeline._metrics import ServerMiddleware
 from aio_pipeline._pipeline import Handler, Middleware
 from aio_pipeline._request import Request
@@ -52,14 +60,10 @@ DEFAULT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 INSTALL_HINT: Final = "Prometheus metrics need prometheus-client: pip install 'aio-pipeline[prometheus]'"
 #: Where a registry keeps its metrics; see ``_Metrics.on``.
 _ATTRIBUTE: Final = "_aio_pipeline_metrics"
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
-_KINDS = frozenset({"first", "retry", "hedge"})
-_STATE_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 def _method_label(method: str) -> str:
-    return method if method in _METHODS else "other"
+    return method if method in HTTP_METHODS else "other"
 
 
 def _client_labels(request: Request) -> list[str]:
@@ -71,26 +75,6 @@ def _client_labels(request: Request) -> list[str]:
         endpoint = "unknown"
     route = request.route
     return [_method_label(request.method), endpoint, route]
-
-
-def _error_status(error: BaseException) -> str:
-    """The library error class an exception is (a subclass counts as its base), else ``error``."""
-    if isinstance(error, asyncio.CancelledError):
-        return "cancelled"
-    return next((c.__name__ for c in type(error).__mro__ if c.__module__ == PipelineError.__module__), "error")
-
-
-def _server_route(request: Any) -> str:
-    resource = getattr(getattr(getattr(request, "match_info", None), "route", None), "resource", None)
-    canonical = getattr(resource, "canonical", None)
-    return canonical if isinstance(canonical, str) else "unmatched"
-
-
-def _client_label(request: Any, header: str) -> str:
-    name = (request.headers.get(header) or "").strip()
-    if not name:
-        return "unknown"
-    return name if len(name) <= 64 and _NAME_CHARS.issuperset(name) else "invalid"
 
 
 class _Metrics:
@@ -172,12 +156,12 @@ class _Timed:
             status = str(response.status)
             return response
         except Exception as error:
-            status = _error_status(error)
+            status = library_error_name(error, "error")
             raise
         finally:
             labels = (*_client_labels(request), status)
             if self.attempts:
-                labels = (*labels, request.attempt_kind if request.attempt_kind in _KINDS else "other")
+                labels = (*labels, request.attempt_kind if request.attempt_kind in ATTEMPT_KINDS else "other")
             child = self._children.get(labels)
             if child is None:
                 child = self._children[labels] = self.histogram.labels(*labels)
@@ -190,7 +174,7 @@ class _BudgetHook:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, BudgetExhausted):
-            kind = event.kind if event.kind in _KINDS else "other"
+            kind = event.kind if event.kind in ATTEMPT_KINDS else "other"
             self.counter.labels(*_client_labels(event.request), kind).inc()
 
 
@@ -202,7 +186,7 @@ class _BreakerHook:
     transitions: Counter
 
     def __call__(self, event: CircuitStateChanged[Any]) -> None:
-        self.state.labels(str(event.key)).set(_STATE_VALUES[event.new])
+        self.state.labels(str(event.key)).set(CIRCUIT_STATE_VALUES[event.new])
         self.transitions.labels(str(event.key)).inc()
 
 
@@ -212,8 +196,8 @@ class _ServerTimed:
     client_header_name: str
 
     async def __call__(self, request: Any, call_next: Callable[[Any], Awaitable[Any]], /) -> Any:
-        method, route = _method_label(request.method), _server_route(request)
-        client = _client_label(request, self.client_header_name)
+        method, route = _method_label(request.method), server_route(request) or "unmatched"
+        client = service_name(request, self.client_header_name)
         in_flight = self.metrics.in_flight.labels(method, route)
         in_flight.inc()
         loop = asyncio.get_running_loop()

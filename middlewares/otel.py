@@ -27,9 +27,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from aio_pipeline._circuit import CircuitState, CircuitStateChanged
-from aio_pipeline._errors import DeadlineExceededError, InvalidRequestError, OverloadedError, PipelineError
+from aio_pipeline._circuit import CircuitStateChanged
+from aio_pipeline._errors import DeadlineExceededError, InvalidRequestError, OverloadedError
 from aio_pipeline._events import BudgetExhausted, Event, EventHook
+from aio_pipeline._labels import ATTEMPT_KINDS, CIRCUIT_STATE_VALUES, HTTP_METHODS, library_error_name, server_route
 from aio_pipeline._metrics import ServerMiddleware
 from aio_pipeline._pipeline import Handler, Middleware
 from aio_pipeline._request import Request
@@ -44,15 +45,12 @@ __all__ = ["OpenTelemetryMetricsProvider"]
 INSTALL_HINT: Final = "OpenTelemetry metrics need opentelemetry-api: pip install 'aio-pipeline[otel]'"
 #: The semantic conventions' advice for HTTP durations, seconds.
 BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
-_KINDS = frozenset({"first", "retry", "hedge"})
-_STATE_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 
 Attributes = dict[str, str | int]
 
 
 def _client_attributes(request: Request) -> Attributes:
-    method = request.method if request.method in _METHODS else "_OTHER"
+    method = request.method if request.method in HTTP_METHODS else "_OTHER"
     attributes: Attributes = {
         "http.request.method": method,
         "url.template": request.route,
@@ -65,12 +63,6 @@ def _client_attributes(request: Request) -> Attributes:
     if port.isdigit():
         attributes.update({"server.address": host.strip("[]"), "server.port": int(port), "url.scheme": scheme})
     return attributes
-
-
-def _error_type(error: BaseException) -> str:
-    if isinstance(error, asyncio.CancelledError):
-        return "cancelled"
-    return next((c.__name__ for c in type(error).__mro__ if c.__module__ == PipelineError.__module__), "_OTHER")
 
 
 def _histogram(meter: Meter, name: str, description: str) -> Histogram:
@@ -92,7 +84,7 @@ class _Timed:
         attributes = _client_attributes(request)
         if self.attempts:
             attributes["aio_pipeline.attempt.kind"] = (
-                request.attempt_kind if request.attempt_kind in _KINDS else "other"
+                request.attempt_kind if request.attempt_kind in ATTEMPT_KINDS else "other"
             )
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -105,7 +97,7 @@ class _Timed:
                 attributes["error.type"] = str(response.status)
             return response
         except Exception as error:
-            attributes["error.type"] = _error_type(error)
+            attributes["error.type"] = library_error_name(error, "_OTHER")
             raise
         finally:
             self.histogram.record(loop.time() - started, attributes)
@@ -127,7 +119,7 @@ class _BreakerHook:
 
     def __call__(self, event: CircuitStateChanged[Any]) -> None:
         attributes = {"aio_pipeline.circuit_breaker.key": str(event.key)}
-        self.state.set(_STATE_VALUES[event.new], attributes)
+        self.state.set(CIRCUIT_STATE_VALUES[event.new], attributes)
         self.transitions.add(1, attributes)
 
 
@@ -138,12 +130,11 @@ class _ServerTimed:
     rejected: Counter
 
     async def __call__(self, request: Any, call_next: Callable[[Any], Awaitable[Any]], /) -> Any:
-        attributes: Attributes = {"http.request.method": request.method if request.method in _METHODS else "_OTHER"}
+        attributes: Attributes = {"http.request.method": request.method if request.method in HTTP_METHODS else "_OTHER"}
         self.active.add(1, attributes)
-        resource = getattr(getattr(getattr(request, "match_info", None), "route", None), "resource", None)
-        canonical = getattr(resource, "canonical", None)
-        if isinstance(canonical, str):
-            attributes["http.route"] = canonical
+        route = server_route(request)
+        if route is not None:
+            attributes["http.route"] = route
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -163,7 +154,7 @@ class _ServerTimed:
             code = getattr(error, "status", None)  # aiohttp's HTTPException (404 for no route)
             status = code if isinstance(code, int) else None
             if status is None:
-                attributes["error.type"] = _error_type(error)
+                attributes["error.type"] = library_error_name(error, "_OTHER")
             raise
         finally:
             self.active.add(-1, {"http.request.method": attributes["http.request.method"]})
