@@ -136,6 +136,15 @@ class _Metrics:
         return metrics
 
 
+def _child(metric: Any, cache: dict[tuple[str, ...], Any], labels: tuple[str, ...]) -> Any:
+    """``metric.labels(*labels)``, looked up in ``cache`` first: ``labels()`` validates and takes
+    a lock on every call, a dict look-up does not. As bounded as the label sets themselves."""
+    child = cache.get(labels)
+    if child is None:
+        child = cache[labels] = metric.labels(*labels)
+    return child
+
+
 @dataclass(frozen=True, slots=True)
 class _Timed:
     """Times a call (or, with ``attempts``, an attempt) into ``histogram``: exactly once, also
@@ -143,8 +152,6 @@ class _Timed:
 
     histogram: Histogram
     attempts: bool
-    # The histogram's child per label set: ``labels()`` validates and locks on every call, a
-    # dict look-up does not. As bounded as the label sets themselves (templates, not paths).
     _children: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
@@ -162,10 +169,7 @@ class _Timed:
             labels = (*_client_labels(request), status)
             if self.attempts:
                 labels = (*labels, request.attempt_kind if request.attempt_kind in ATTEMPT_KINDS else "other")
-            child = self._children.get(labels)
-            if child is None:
-                child = self._children[labels] = self.histogram.labels(*labels)
-            child.observe(loop.time() - started)
+            _child(self.histogram, self._children, labels).observe(loop.time() - started)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +198,13 @@ class _BreakerHook:
 class _ServerTimed:
     metrics: _Metrics
     client_header_name: str
+    _in_flight: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _durations: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     async def __call__(self, request: Any, call_next: Callable[[Any], Awaitable[Any]], /) -> Any:
         method, route = _method_label(request.method), server_route(request) or "unmatched"
         client = service_name(request, self.client_header_name)
-        in_flight = self.metrics.in_flight.labels(method, route)
+        in_flight = _child(self.metrics.in_flight, self._in_flight, (method, route))
         in_flight.inc()
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -222,7 +228,7 @@ class _ServerTimed:
             raise
         finally:
             in_flight.dec()
-            self.metrics.server.labels(method, route, status, client).observe(loop.time() - started)
+            _child(self.metrics.server, self._durations, (method, route, status, client)).observe(loop.time() - started)
 
 
 @dataclass(frozen=True, slots=True)
