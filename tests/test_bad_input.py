@@ -432,3 +432,8 @@ async def test_a_non_ascii_header_value_is_sent_or_refused_never_another_error(
             assert response.status == 200
     except InvalidRequestError:
         assert server.seen == []
+    else:
+        # Sent: once, and the value arrived whole (UTF-8 on the wire), not mangled or dropped.
+        assert [(seen.method, seen.path, seen.headers.getall("X-Name")) for seen in server.seen] == [
+            ("GET", "/x", ["caf\u00e9"])
+        ]

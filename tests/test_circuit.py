@@ -470,8 +470,19 @@ def test_bad_options_raise_value_error_naming_the_option(option: str, value: obj
 
 
 @pytest.mark.parametrize("threshold", [1.0, 1, 0.001])
-def test_failure_threshold_may_be_anything_in_the_half_open_interval(threshold: float) -> None:
+def test_failure_threshold_may_be_anything_in_the_half_open_interval(threshold: float, clock: Clock) -> None:
     DefaultCircuitBreaker[str, None](**GOOD, failure_threshold=threshold)
+    # Accepted and used: one failure in two attempts (a ratio of 0.5) opens the circuit only
+    # when the threshold is at most 0.5; a threshold of 1 opens on nothing but all failures.
+    breaker = DefaultCircuitBreaker[str, None](**GOOD, failure_threshold=threshold, clock=clock)
+    assert breaker.failure_threshold == threshold
+    record(breaker, "ok", "fail")
+    assert breaker.state == {"a": OPEN if threshold <= 0.5 else CLOSED}
+    if threshold > 0.5:
+        record(breaker, *["fail"] * 7)
+        assert breaker.state == {"a": CLOSED}  # 7 failures in 8: still not all
+    record(breaker, "fail", "fail", key="b")
+    assert breaker.state["b"] is OPEN
 
 
 # --- execute(): aio-request's interface ----------------------------------------------------------

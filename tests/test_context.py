@@ -52,6 +52,7 @@ async def test_kept_values_are_read_when_entering_not_when_created() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.looptime
 async def test_restored_on_exception_and_on_cancellation() -> None:
     with pytest.raises(RuntimeError), set_context(priority=Priority.HIGH):
         raise RuntimeError("boom")

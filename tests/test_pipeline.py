@@ -115,6 +115,7 @@ async def test_compose_with_non_http_types_and_callable_objects() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.looptime  # the clock stands still: the time left is exactly the deadline's
 async def test_pipeline_sends_through_transport_with_remaining_time() -> None:
     transport = FakeTransport([Response(204)])
     pipeline = Pipeline(transport, [])
@@ -125,6 +126,7 @@ async def test_pipeline_sends_through_transport_with_remaining_time() -> None:
     assert sent.endpoint == "http://127.0.0.1:1/"
     assert sent.timeout is not None
     assert 0 < sent.timeout <= 3
+    assert sent.timeout == pytest.approx(3)  # the whole deadline, not a fixed or shrunk value
 
 
 @pytest.mark.asyncio

@@ -153,6 +153,7 @@ async def test_response_classifier_override(scripted: Scripted, session: aiohttp
     assert scripted.hits["thing"] == 1
 
 
+@pytest.mark.looptime  # the clock stands still during a call: the timeout header is exact
 async def test_priority_and_system_headers_switch(scripted: Scripted, session: aiohttp.ClientSession) -> None:
     quiet = make_client(session, scripted.base_url, emit_system_headers=False)
     async with quiet.request(aio_request.get("quiet")):
@@ -165,8 +166,17 @@ async def test_priority_and_system_headers_switch(scripted: Scripted, session: a
     assert "X-Request-Timeout" not in scripted.headers["quiet"][0]
     assert scripted.headers["loud"][0]["X-Request-Priority"] == "low"
     assert scripted.headers["high"][0]["X-Request-Priority"] == "high"
+    # Switched off, none of the system headers is sent (not only the timeout, which a call with
+    # no deadline might lack anyway); switched on, all three are, the timeout from the default.
+    system = ("X-Request-Timeout", "X-Request-Priority", "X-Request-Attempt")
+    assert [name for name in system if name in scripted.headers["quiet"][0]] == []
+    for path in ("loud", "high"):
+        (headers,) = scripted.headers[path]
+        assert (headers["X-Request-Timeout"], headers["X-Request-Attempt"]) == ("20.0000", "1")
+    assert dict(scripted.hits) == {"quiet": 1, "loud": 1, "high": 1}
 
 
+@pytest.mark.looptime  # the clock stands still during a call: the timeout header is exact
 async def test_explicit_deadline_inside_a_shorter_inherited_one(
     scripted: Scripted, session: aiohttp.ClientSession
 ) -> None:
@@ -175,6 +185,9 @@ async def test_explicit_deadline_inside_a_shorter_inherited_one(
         async with client.request(aio_request.get("thing"), deadline=aio_request.Deadline.from_timeout(30)):
             pass
     assert float(scripted.headers["thing"][0]["X-Request-Timeout"]) <= 0.5
+    # Exactly the inherited 0.5 s: not the explicit 30 s, and not some smaller or zero value.
+    (headers,) = scripted.headers["thing"]
+    assert headers["X-Request-Timeout"] == "0.5000"
 
 
 async def test_user_transport_class_with_aio_request_interface(scripted: Scripted) -> None:

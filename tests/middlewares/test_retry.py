@@ -215,8 +215,15 @@ async def test_a_post_that_may_have_arrived_is_not_retried() -> None:
     [post("x", retryable=True), post("x", headers={"Idempotency-Key": "abc"}), Request(method="PUT", url="x")],
 )
 async def test_retryable_marked_keyed_and_idempotent_requests_are_retried(request_: Request) -> None:
-    response, _ = await run(SequentialStrategy(2, constant_delays()), Response(503), Response(200), request=request_)
+    response, transport = await run(
+        SequentialStrategy(2, constant_delays()), Response(503), Response(200), request=request_
+    )
     assert response.status == 200
+    # The same request went out twice, the second time as a retry.
+    assert [(s.request.method, s.request.attempt, s.request.attempt_kind) for s in transport.sent] == [
+        (request_.method, 1, "first"),
+        (request_.method, 2, "retry"),
+    ]
 
 
 # --- Retry-After -------------------------------------------------------------------------------
