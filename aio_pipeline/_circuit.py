@@ -22,15 +22,14 @@ uses it, so that exceptions and cancellations are judged, not only responses).
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic
 
 from ._checks import is_count, is_seconds, require
 from ._circuit_api import CircuitBreaker, CircuitState, CircuitStateChanged, KeyT, NoopCircuitBreaker, ResultT
+from ._circuit_permit import Circuit, CircuitPermit, Outcome
 from ._circuit_window import SlidingWindow
 from ._deadline import _now
 from ._errors import CircuitOpenError
@@ -45,67 +44,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("aio_pipeline.circuit")
-
-
-class _Outcome(enum.Enum):
-    SUCCESS = enum.auto()
-    FAILURE = enum.auto()
-    CANCELLED = enum.auto()
-
-
-class CircuitPermit(Generic[KeyT]):
-    """Leave for one attempt under the circuit of ``key``, from ``DefaultCircuitBreaker.acquire``.
-
-    Report how the attempt ended with ``success()``, ``failure()`` or ``cancelled()``; only the
-    first report counts, so ``cancelled()`` in a ``finally`` is a safe catch-all. A cancelled
-    probe (``is_probe``) counts as a failure, since a timeout is the usual reason a probe is
-    cancelled; any other cancelled attempt (a hedging loser) counts as nothing.
-    """
-
-    __slots__ = ("_breaker", "_circuit", "_epoch", "_reported", "is_probe", "key", "probe_id")
-
-    def __init__(
-        self, breaker: DefaultCircuitBreaker[KeyT, Any], key: KeyT, circuit: _Circuit, probe_id: int | None
-    ) -> None:
-        self._breaker = breaker
-        self._circuit = circuit
-        self._epoch = circuit.epoch
-        self._reported = False
-        self.key = key
-        self.probe_id = probe_id
-        self.is_probe = probe_id is not None
-
-    def success(self) -> None:
-        self._report(_Outcome.SUCCESS)
-
-    def failure(self) -> None:
-        self._report(_Outcome.FAILURE)
-
-    def cancelled(self) -> None:
-        self._report(_Outcome.CANCELLED)
-
-    def _report(self, outcome: _Outcome) -> None:
-        if not self._reported:
-            self._reported = True
-            self._breaker._report(self, self._circuit, self._epoch, outcome)
-
-
-class _Circuit:
-    """The mutable state behind one key. ``epoch`` changes with every transition, so a report
-    from a permit of an earlier period (one that outlived its probe lease, or was issued before
-    the circuit opened) is recognised and ignored."""
-
-    __slots__ = ("consecutive", "epoch", "next_probe_id", "open_until", "probe_successes", "probes", "state", "window")
-
-    def __init__(self, window: SlidingWindow) -> None:
-        self.state = CircuitState.CLOSED
-        self.epoch = 0
-        self.window = window
-        self.consecutive = 0  # failures in a row, while closed
-        self.open_until = 0.0
-        self.probes: dict[int, float] = {}  # probe id -> when its lease runs out
-        self.probe_successes = 0
-        self.next_probe_id = 0
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -140,7 +78,7 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
     max_keys: int = 1000
     hooks: Sequence[Callable[[CircuitStateChanged[KeyT]], None]] = ()
     clock: Callable[[], float] | None = None
-    _circuits: OrderedDict[KeyT, _Circuit] = field(init=False, repr=False, default_factory=OrderedDict)
+    _circuits: OrderedDict[KeyT, Circuit] = field(init=False, repr=False, default_factory=OrderedDict)
     _now: Callable[[], float] = field(init=False, repr=False, default=_now)
     _lease: float = field(init=False, repr=False, default=0.0)
     _subscribers: list[Callable[[CircuitStateChanged[KeyT]], None]] = field(
@@ -236,17 +174,17 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
         finally:
             permit.cancelled()  # a no-op once reported: only a cancellation arrives here unreported
 
-    def _circuit_for(self, key: KeyT) -> _Circuit:
+    def _circuit_for(self, key: KeyT) -> Circuit:
         circuit = self._circuits.get(key)
         if circuit is not None:
             self._circuits.move_to_end(key)
             return circuit
-        circuit = self._circuits[key] = _Circuit(SlidingWindow(self.sampling_duration, self.windows_count))
+        circuit = self._circuits[key] = Circuit(SlidingWindow(self.sampling_duration, self.windows_count))
         if len(self._circuits) > self.max_keys:
             self._circuits.popitem(last=False)
         return circuit
 
-    def _report(self, permit: CircuitPermit[KeyT], circuit: _Circuit, epoch: int, outcome: _Outcome) -> None:
+    def _report(self, permit: CircuitPermit[KeyT], circuit: Circuit, epoch: int, outcome: Outcome) -> None:
         key = permit.key
         if self._circuits.get(key) is not circuit:
             return  # the key was forgotten (least recently used) while the attempt ran
@@ -256,23 +194,23 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
             return  # the circuit has moved on: this attempt says nothing about its new period
         if permit.probe_id is not None:
             del circuit.probes[permit.probe_id]
-            if outcome is not _Outcome.SUCCESS:
+            if outcome is not Outcome.SUCCESS:
                 self._transition(key, circuit, CircuitState.OPEN, now, "probe_failed")
             else:
                 circuit.probe_successes += 1
                 if circuit.probe_successes >= self.half_open_probes:
                     self._transition(key, circuit, CircuitState.CLOSED, now, "probes_succeeded")
-        elif outcome is _Outcome.SUCCESS:
+        elif outcome is Outcome.SUCCESS:
             circuit.window.record(now, failed=False)
             circuit.consecutive = 0
-        elif outcome is _Outcome.FAILURE:
+        elif outcome is Outcome.FAILURE:
             circuit.window.record(now, failed=True)
             circuit.consecutive += 1
             reason = self._trip_reason(circuit, now)
             if reason:
                 self._transition(key, circuit, CircuitState.OPEN, now, reason)
 
-    def _trip_reason(self, circuit: _Circuit, now: float) -> str:
+    def _trip_reason(self, circuit: Circuit, now: float) -> str:
         if self.consecutive_failures is not None and circuit.consecutive >= self.consecutive_failures:
             return "consecutive_failures"
         successes, failures = circuit.window.counts(now)
@@ -281,7 +219,7 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
             return "failure_ratio"
         return ""
 
-    def _advance(self, key: KeyT, circuit: _Circuit, now: float) -> None:
+    def _advance(self, key: KeyT, circuit: Circuit, now: float) -> None:
         """Apply the changes that time alone makes, each dated when it was due."""
         while True:
             if circuit.state is CircuitState.OPEN and now >= circuit.open_until:
@@ -291,7 +229,7 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
             else:
                 return
 
-    def _transition(self, key: KeyT, circuit: _Circuit, new: CircuitState, at: float, reason: str) -> None:
+    def _transition(self, key: KeyT, circuit: Circuit, new: CircuitState, at: float, reason: str) -> None:
         old, circuit.state = circuit.state, new
         circuit.epoch += 1
         # Every period starts afresh: a closed circuit with an empty window, probes from zero.
