@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from dataclasses import dataclass
 from types import TracebackType
 
 from ._errors import DeadlineExceededError
 
-__all__ = ["LOW_TIMEOUT_THRESHOLD", "Deadline", "format_timeout", "parse_timeout", "within"]
+__all__ = ["LOW_TIMEOUT_THRESHOLD", "MAX_WIRE_TIMEOUT", "Deadline", "format_timeout", "parse_timeout", "within"]
 
 #: Seconds below which a deadline is treated as spent: no attempt, hedge or handler starts
 #: with less time than this left (as aio-request's ``low_timeout_threshold``, 5 ms).
@@ -79,20 +80,37 @@ def format_timeout(seconds: float) -> str:
     return f"{max(seconds, 0.0):.4f}"
 
 
+#: The most seconds an ``X-Request-Timeout`` may carry: one day. No call between services waits
+#: that long; a larger value is a bug or an attack, and is treated like an unparsable one.
+MAX_WIRE_TIMEOUT = 86_400.0
+
+# Decimal seconds in ASCII, as both ends write them: ``format_timeout`` writes ``4.9873``, and
+# aio-request writes Python's float repr (``4.999973525000087``, ``5e-05``), hence the optional
+# exponent. A minus sign is a deadline already spent. Nothing else: Python's ``float()`` would
+# also take ``1_0``, ``nan``, ``inf`` and other scripts' digits (``١٢``). Whitespace around the
+# value is HTTP's (SP, HTAB).
+_WIRE_TIMEOUT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+# Longer than this is not a timeout anyone sends: refused before any parsing.
+_MAX_WIRE_LENGTH = 32
+
+
 def parse_timeout(value: str | None) -> float | None:
     """Read an ``X-Request-Timeout`` value as seconds; ``None`` when it carries no deadline.
 
-    Surrounding whitespace is ignored. Absent, empty, unparsable, ``nan`` and infinite values
-    give ``None`` (the receiver's default applies). Zero and negative values give ``0.0``:
-    the deadline has already passed.
+    The grammar is strict: optional spaces or tabs, an optional ``-``, ASCII digits with an
+    optional ``.`` fraction and an optional exponent (``4.9873``, ``2``, ``.5``, ``5e-05``),
+    optional spaces or tabs. Anything else (empty, ``nan``, ``inf``, ``1_0``, ``+5``, non-ASCII
+    digits, more than 32 characters) and any value above ``MAX_WIRE_TIMEOUT`` (a day; ``1e300``
+    included) give ``None``: the receiver's default applies.
+    Zero and negative values give ``0.0``: the deadline has already passed.
     """
-    if value is None:
+    if value is None or len(value) > _MAX_WIRE_LENGTH:
         return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
+    text = value.strip(" \t")
+    if not _WIRE_TIMEOUT.fullmatch(text):
         return None
-    if not math.isfinite(seconds):
+    seconds = float(text)
+    if seconds > MAX_WIRE_TIMEOUT:
         return None
     return max(seconds, 0.0)
 

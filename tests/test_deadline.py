@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aio_pipeline import Deadline
-from aio_pipeline._deadline import format_timeout, parse_timeout
+from aio_pipeline._deadline import MAX_WIRE_TIMEOUT, format_timeout, parse_timeout
 
 
 @pytest.mark.asyncio
@@ -83,7 +83,13 @@ def test_works_outside_an_event_loop() -> None:
     [
         ("4.9873", 4.9873),
         ("  2 ", 2.0),
-        ("1e9", 1e9),
+        ("86400", 86400.0),
+        (".5", 0.5),
+        ("7.", 7.0),
+        ("\t3\t", 3.0),
+        ("5e-05", 5e-05),  # aio-request writes Python's float repr: a small value has an exponent
+        ("4.999973525000087", 4.999973525000087),
+        ("1e3", 1000.0),
         ("0", 0.0),
         ("-3", 0.0),
         ("", None),
@@ -105,7 +111,48 @@ def test_parse_timeout_never_raises_and_gives_finite_non_negative(value: str) ->
     assert seconds is None or (math.isfinite(seconds) and seconds >= 0)
 
 
-@given(st.floats(min_value=0, max_value=1e9, allow_nan=False))
+@pytest.mark.parametrize(
+    "header",
+    [
+        "1e300",  # well-formed, but far above the ceiling
+        "1e5",  # a little above it
+        "1_0",  # float() allows digit grouping
+        "\u0661\u0662",  # Arabic-Indic digits, which float() reads as 12
+        "\uff15",  # a fullwidth 5
+        "+5",
+        "5 5",
+        "0x10",
+        "1" + "0" * 300,  # a plain decimal far above the ceiling
+        "86400.0001",  # just above the ceiling
+        "9" * 40,  # longer than any value a client writes
+        "\u00a05\u00a0",  # a no-break space is not HTTP whitespace
+    ],
+)
+def test_defect_08_timeout_outside_the_wire_grammar_or_above_the_ceiling_carries_no_deadline(header: str) -> None:
+    assert parse_timeout(header) is None
+
+
+def test_defect_08_the_ceiling_is_one_day() -> None:
+    assert MAX_WIRE_TIMEOUT == 86_400.0
+    assert parse_timeout("86400") == MAX_WIRE_TIMEOUT
+
+
+@given(st.from_regex(r"\A[ \t]{0,3}-?[0-9]{1,5}(\.[0-9]{0,4})?([eE][-+]?[0-9]{1,3})?[ \t]{0,3}\Z"))
+def test_defect_08_every_value_of_the_grammar_is_read_as_python_reads_it(value: str) -> None:
+    expected = float(value.strip(" \t"))
+    parsed = parse_timeout(value)
+    if expected > MAX_WIRE_TIMEOUT:
+        assert parsed is None
+    else:
+        assert parsed == max(expected, 0.0)
+
+
+@given(st.floats(min_value=0, max_value=MAX_WIRE_TIMEOUT, allow_nan=False))
+def test_defect_08_what_aio_request_writes_is_read_back_exactly(seconds: float) -> None:
+    assert parse_timeout(str(seconds)) == seconds  # aio-request's header: str() of the float
+
+
+@given(st.floats(min_value=0, max_value=MAX_WIRE_TIMEOUT, allow_nan=False))
 def test_format_then_parse_round_trips_to_a_tenth_of_a_millisecond(seconds: float) -> None:
     parsed = parse_timeout(format_timeout(seconds))
     assert parsed is not None

@@ -96,12 +96,15 @@ NAME_CASES = st.sampled_from(["X-Request-Timeout", "x-request-timeout", "X-REQUE
 def documented_timeout(raw: bytes) -> float | None:
     """What the README's server rules give for one ``X-Request-Timeout`` value (decoded as aiohttp
     does): the default for unusable values, ``None`` (a 408) for spent ones, else the value, capped."""
-    text = raw.decode("utf-8", "surrogateescape").strip()
-    try:
-        seconds = float(text)
-    except ValueError:
+    text = raw.decode("utf-8", "surrogateescape")
+    if len(text) > 32:
         return DEFAULT_TIMEOUT
-    if not math.isfinite(seconds):
+    text = text.strip(" \t")
+    # ASCII decimal seconds with an optional exponent, as clients write them; nothing else.
+    if not re.fullmatch(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?", text):
+        return DEFAULT_TIMEOUT
+    seconds = float(text)
+    if seconds > 86_400:
         return DEFAULT_TIMEOUT
     if seconds < LOW_TIMEOUT:
         return None
