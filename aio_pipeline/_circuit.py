@@ -11,9 +11,11 @@ Each key (an endpoint, by default) has its own circuit::
 
 CLOSED lets every attempt through and samples its outcome; OPEN refuses every attempt with
 ``CircuitOpenError``; HALF_OPEN lets ``half_open_probes`` attempts through as probes and
-refuses the rest. Time comes from the event loop's monotonic clock, never the wall clock, and
-time-driven changes (the break ending, a probe timing out) are applied when the circuit is
-next looked at, dated when they were due.
+refuses the rest. A probe that never reached the endpoint (an invalid request) goes back
+unused: the circuit stays half-open and its slot is free for the next attempt. Time comes
+from the event loop's monotonic clock, never the wall clock, and time-driven changes (the
+break ending, a probe timing out) are applied when the circuit is next looked at, dated when
+they were due.
 
 Two ways in: ``execute(...)``, aio-request's interface, and ``acquire(key)``, which returns a
 ``CircuitPermit`` for one attempt whose owner reports exactly how it ended (the middleware
@@ -32,7 +34,7 @@ from ._circuit_api import CircuitBreaker, CircuitState, CircuitStateChanged, Key
 from ._circuit_permit import Circuit, CircuitPermit, Outcome
 from ._circuit_window import SlidingWindow
 from ._deadline import _now
-from ._errors import CircuitOpenError
+from ._errors import CircuitOpenError, InvalidRequestError
 
 __all__ = [
     "CircuitBreaker",
@@ -156,7 +158,9 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
         is_successful: Callable[[ResultT], bool],
     ) -> ResultT:
         """As aio-request's, except that an exception from ``operation`` counts as a failure
-        (and propagates), and a cancelled ``operation`` is judged as ``CircuitPermit`` says."""
+        (and propagates), an ``InvalidRequestError`` (the request never left) as nothing, the
+        permit going back unused, and a cancelled ``operation`` is judged as ``CircuitPermit``
+        says."""
         try:
             permit = self.acquire(scope)
         except CircuitOpenError:
@@ -168,6 +172,9 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
             else:
                 permit.failure()
             return result
+        except InvalidRequestError:
+            permit.unused()
+            raise
         except Exception:
             permit.failure()
             raise
@@ -193,7 +200,9 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
         if circuit.epoch != epoch:
             return  # the circuit has moved on: this attempt says nothing about its new period
         if permit.probe_id is not None:
-            del circuit.probes[permit.probe_id]
+            del circuit.probes[permit.probe_id]  # also frees the slot of an unused probe
+            if outcome is Outcome.UNUSED:
+                return
             if outcome is not Outcome.SUCCESS:
                 self._transition(key, circuit, CircuitState.OPEN, now, "probe_failed")
             else:

@@ -19,15 +19,19 @@ class Outcome(enum.Enum):
     SUCCESS = enum.auto()
     FAILURE = enum.auto()
     CANCELLED = enum.auto()
+    UNUSED = enum.auto()  # the attempt never reached the endpoint: the permit goes back
 
 
 class CircuitPermit(Generic[KeyT]):
     """Leave for one attempt under the circuit of ``key``, from ``DefaultCircuitBreaker.acquire``.
 
-    Report how the attempt ended with ``success()``, ``failure()`` or ``cancelled()``; only the
-    first report counts, so ``cancelled()`` in a ``finally`` is a safe catch-all. A cancelled
-    probe (``is_probe``) counts as a failure, since a timeout is the usual reason a probe is
-    cancelled; any other cancelled attempt (a hedging loser) counts as nothing.
+    Report how the attempt ended with ``success()``, ``failure()``, ``cancelled()`` or
+    ``unused()``; only the first report counts, so ``cancelled()`` in a ``finally`` is a safe
+    catch-all. A cancelled probe (``is_probe``) counts as a failure, since a timeout is the usual
+    reason a probe is cancelled; any other cancelled attempt (a hedging loser) counts as nothing.
+    ``unused()`` is for an attempt that never reached the endpoint for a reason of the caller's
+    own (an invalid request): it says nothing of the endpoint, so it counts as nothing, and a
+    probe's slot is handed back: the circuit stays half-open and the next attempt may probe.
     """
 
     __slots__ = ("_breaker", "_circuit", "_epoch", "_reported", "is_probe", "key", "probe_id")
@@ -51,6 +55,9 @@ class CircuitPermit(Generic[KeyT]):
 
     def cancelled(self) -> None:
         self._report(Outcome.CANCELLED)
+
+    def unused(self) -> None:
+        self._report(Outcome.UNUSED)
 
     def _report(self, outcome: Outcome) -> None:
         if not self._reported:

@@ -49,8 +49,10 @@ class CircuitBreakerMiddleware:
         classifier: the responses that count as failures: those it rejects
             (``DefaultResponseClassifier()``: 5xx, 408, 429, unless ``X-Do-Not-Retry``).
 
-    Any exception from the attempt counts as a failure too. A cancelled attempt (a losing hedge,
-    or a caller giving up) counts as nothing, except a half-open probe, which counts as failed.
+    Any exception from the attempt counts as a failure too, except ``InvalidRequestError``: the
+    request never left, so it counts as nothing and a half-open probe's slot goes back unused
+    (the circuit stays half-open). A cancelled attempt (a losing hedge, or a caller giving up)
+    counts as nothing, except a half-open probe, which counts as failed.
     While the circuit is open, attempts fail at once with ``CircuitOpenError`` carrying the
     request and ``retry_after``, the seconds until the next probe may go.
     """
@@ -77,7 +79,9 @@ class CircuitBreakerMiddleware:
         try:
             response = await call_next(request)
         except InvalidRequestError:
-            permit.cancelled()  # the caller's mistake (a bad URL or header) says nothing of the endpoint
+            # The caller's mistake (a bad URL or header): the request never left, so it says
+            # nothing of the endpoint; a probe's slot goes back for the next attempt.
+            permit.unused()
             raise
         except Exception:
             permit.failure()

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from aio_pipeline import CircuitOpenError
+from aio_pipeline import CircuitOpenError, InvalidRequestError
 from aio_pipeline._circuit import (
     CircuitPermit,
     CircuitState,
@@ -65,10 +65,11 @@ def breaker_on(
 
 
 def record(breaker: DefaultCircuitBreaker[str, None], *outcomes: str, key: str = "a") -> None:
-    """One attempt per outcome (``"ok"``, ``"fail"`` or ``"cancel"``), each reported at once."""
+    """One attempt per outcome (``"ok"``, ``"fail"``, ``"cancel"`` or ``"unused"``), each
+    reported at once."""
     for outcome in outcomes:
         permit = breaker.acquire(key)
-        {"ok": permit.success, "fail": permit.failure, "cancel": permit.cancelled}[outcome]()
+        getattr(permit, {"ok": "success", "fail": "failure", "cancel": "cancelled", "unused": "unused"}[outcome])()
 
 
 def refusal(breaker: DefaultCircuitBreaker[str, None], key: str = "a") -> CircuitOpenError:
@@ -260,6 +261,42 @@ def test_a_cancelled_probe_counts_as_a_failure(clock: Clock) -> None:
     record(breaker, "fail", "fail")
     clock.advance(1.0)
     breaker.acquire("a").cancelled()
+    assert breaker.state == {"a": OPEN}
+
+
+def test_defect_05_an_unused_probe_keeps_the_circuit_half_open_and_frees_its_slot(
+    clock: Clock, events: list[Any]
+) -> None:
+    breaker = breaker_on(clock, events)
+    record(breaker, "fail", "fail")
+    clock.advance(1.0)
+    probe = breaker.acquire("a")
+    assert probe.is_probe
+    refusal(breaker)  # the one probe slot is taken while it runs
+    clock.advance(0.2)
+    probe.unused()  # e.g. an invalid request: it never reached the endpoint
+
+    assert breaker.state == {"a": HALF_OPEN}
+    second = breaker.acquire("a")
+    assert second.is_probe  # the slot went back
+    second.success()
+    assert transitions(events) == [
+        (CLOSED, OPEN, 0.0, "failure_ratio"),
+        (OPEN, HALF_OPEN, 1.0, "break_elapsed"),
+        (HALF_OPEN, CLOSED, 1.2, "probes_succeeded"),
+    ]
+
+
+def test_defect_05_an_unused_permit_while_closed_counts_as_nothing(clock: Clock, events: list[Any]) -> None:
+    # Neither a failure (the circuit would open at two in a row) nor a success (which would
+    # reset the consecutive count, and add to the window's throughput).
+    breaker = breaker_on(clock, events, consecutive_failures=2, minimum_throughput=3)
+    record(breaker, "fail", "unused", "unused", "fail")
+    assert transitions(events) == [(CLOSED, OPEN, 0.0, "consecutive_failures")]
+    breaker = breaker_on(clock, minimum_throughput=2)
+    record(breaker, "ok", "unused", "unused", "unused")
+    clock.advance(0.1)
+    record(breaker, "fail")  # 1 failure in 2 samples: the unused permits were not samples
     assert breaker.state == {"a": OPEN}
 
 
@@ -524,6 +561,26 @@ async def test_execute_counts_an_exception_as_a_failure_and_lets_it_through(cloc
 
 
 @pytest.mark.asyncio
+async def test_defect_05_execute_hands_an_invalid_requests_probe_back_unused(clock: Clock) -> None:
+    breaker = breaker_on(clock)
+    record(breaker, "fail", "fail")
+    clock.advance(1.0)
+    sent: list[str] = []
+
+    async def invalid() -> None:
+        raise InvalidRequestError("no value for path parameter 'id'")
+
+    async def healthy() -> None:
+        sent.append("probe")
+
+    with pytest.raises(InvalidRequestError):
+        await breaker.execute(scope="a", operation=invalid, fallback=None, is_successful=lambda _: True)
+    assert breaker.state == {"a": HALF_OPEN}
+    await breaker.execute(scope="a", operation=healthy, fallback=None, is_successful=lambda _: True)
+    assert sent == ["probe"] and breaker.state == {"a": CLOSED}
+
+
+@pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_execute_a_cancelled_attempt_is_nothing_when_closed_and_a_failure_when_probing() -> None:
     breaker = DefaultCircuitBreaker[str, None](
@@ -733,10 +790,12 @@ class BreakerInvariants(RuleBasedStateMachine):
         self.permits.append(permit)
 
     @precondition(lambda self: self.permits)
-    @rule(data=st.data(), outcome=st.sampled_from(["success", "failure", "cancelled"]))
+    @rule(data=st.data(), outcome=st.sampled_from(["success", "failure", "cancelled", "unused"]))
     def report(self, data: st.DataObject, outcome: str) -> None:
         permit = self.permits.pop(data.draw(st.integers(0, len(self.permits) - 1)))
-        self.live_probes.get(permit.key, {}).pop(permit, None)
+        live = self.live_probes.get(permit.key, {}).pop(permit, None)
+        if outcome == "unused" and live is not None:
+            self.probes_granted[permit.key] -= 1  # a probe of this period hands its slot back
         getattr(permit, outcome)()
         self.take_events()
 

@@ -406,3 +406,36 @@ async def test_against_a_real_server_that_fails_then_recovers(flaky_server: Flak
         (key, HALF_OPEN, "break_elapsed"),
         (key, CLOSED, "probes_succeeded"),
     ]
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_defect_05_an_invalid_request_hands_the_half_open_probe_back_unused(flaky_server: FlakyServer) -> None:
+    events: list[CircuitStateChanged[str]] = []
+    breaker = DefaultCircuitBreaker[str, int](
+        break_duration=1.0, sampling_duration=1.0, minimum_throughput=2, failure_threshold=0.5, hooks=[events.append]
+    )
+    async with aiohttp.ClientSession() as session:
+        client = Client(flaky_server.url, Pipeline(AioHttpTransport(session), [CircuitBreakerMiddleware(breaker)]))
+        assert [await fetch(client) for _ in range(2)] == [503, 503]
+        await asyncio.sleep(1.0)  # half-open: one probe may go
+        flaky_server.healthy = True
+
+        # The transport cannot build the URL: the caller's mistake, and nothing was sent.
+        with pytest.raises(InvalidRequestError, match="path parameter"):
+            async with client.request(
+                get("users/{id}", path_parameters={"user": "1"}), deadline=Deadline.from_timeout(5)
+            ):
+                pass
+        assert flaky_server.hits == 2
+        key = f"http://127.0.0.1:{flaky_server.port}"
+        assert breaker.state == {key: HALF_OPEN}
+
+        assert await fetch(client) == 200  # the probe slot was free: this call probes, and closes
+        assert flaky_server.hits == 3
+
+    assert [(event.new, event.reason) for event in events] == [
+        (OPEN, "failure_ratio"),
+        (HALF_OPEN, "break_elapsed"),
+        (CLOSED, "probes_succeeded"),
+    ]
