@@ -8,6 +8,9 @@ because two machines do not share a clock).
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import heapq
+import itertools
 import math
 import re
 import time
@@ -16,7 +19,18 @@ from types import TracebackType
 
 from ._errors import DeadlineExceededError
 
-__all__ = ["LOW_TIMEOUT_THRESHOLD", "MAX_WIRE_TIMEOUT", "Deadline", "format_timeout", "parse_timeout", "within"]
+__all__ = [
+    "LOW_TIMEOUT_THRESHOLD",
+    "MAX_WIRE_TIMEOUT",
+    "Deadline",
+    "DeadlineScope",
+    "DeadlineTimer",
+    "covered",
+    "covering",
+    "format_timeout",
+    "parse_timeout",
+    "within",
+]
 
 #: Seconds below which a deadline is treated as spent: no attempt, hedge or handler starts
 #: with less time than this left (as aio-request's ``low_timeout_threshold``, 5 ms).
@@ -148,3 +162,163 @@ class within:
         except TimeoutError as error:  # raised by the scope only when it expired and cancelled us
             message = self._message if self._seconds is None else f"{self._message} within {self._seconds:.3f}s"
             raise DeadlineExceededError(message, request=self._request) from error
+
+
+# --- one timer for many deadlines ----------------------------------------------------------------
+
+_LIVE, _EXPIRED, _LEFT = 0, 1, 2
+
+
+class DeadlineScope:
+    """One deadline being enforced on one task: ``at`` (loop clock, seconds) and its state.
+
+    Returned by ``DeadlineTimer.enter``, which also makes it the ``covering()`` scope of the
+    code inside until ``leave``: layers inside then need no timer of their own for a deadline it
+    already enforces.
+    """
+
+    __slots__ = ("at", "cancelling", "state", "task", "token")
+
+    def __init__(self, at: float, task: asyncio.Task[object], cancelling: int) -> None:
+        self.at = at
+        self.task = task
+        self.cancelling = cancelling  # the task's pending cancellations when the scope began
+        self.state = _LIVE
+        self.token: contextvars.Token[DeadlineScope | None] | None = None
+
+    @property
+    def live(self) -> bool:
+        """Entered, not left, and not yet expired."""
+        return self.state == _LIVE
+
+
+#: The innermost live ``DeadlineScope`` of the current task (inherited by the tasks it starts,
+#: e.g. hedged attempts inside a ``TaskGroup``, which the scope's cancellation reaches too).
+_COVERING: contextvars.ContextVar[DeadlineScope | None] = contextvars.ContextVar(
+    "aio_pipeline_covering_deadline", default=None
+)
+
+
+def covering() -> DeadlineScope | None:
+    """The deadline an enclosing ``DeadlineTimer`` scope enforces on this task, if any."""
+    return _COVERING.get()
+
+
+def covered(deadline_at: float) -> bool:
+    """Whether an enclosing live scope already cancels this task by ``deadline_at``: then a
+    transport needs no timer of its own for it."""
+    scope = _COVERING.get()
+    return scope is not None and scope.state == _LIVE and scope.at <= deadline_at
+
+
+class DeadlineTimer:
+    """Cancels each task at its deadline with a single loop timer, armed for the earliest one.
+
+    ``asyncio.timeout`` arms one ``TimerHandle`` per scope; in a busy client that is thousands
+    of handles that the loop keeps in its heap, compares in Python and cancels again when the
+    call ends in time, which nearly every call does. Here each scope is a tuple pushed on a heap
+    of our own (compared in C); one handle is armed for the earliest deadline; a scope that ends
+    is only marked, and dropped when it reaches the top or when marked ones are half the heap.
+    Expiry follows ``asyncio.timeout``'s protocol: the task is cancelled, and the owner of the
+    scope turns the ``CancelledError`` into its own error only if ``uncancel()`` shows nobody
+    else cancelled the task meanwhile::
+
+        scope = timer.enter(deadline_at, loop)
+        try:
+            return await call_next(request)
+        except asyncio.CancelledError as error:
+            if timer.leave(scope) and scope.task.uncancel() <= scope.cancelling:
+                raise DeadlineExceededError(...) from error
+            raise
+        finally:
+            if timer.leave(scope):  # expired, but the body did not let the cancellation out
+                scope.task.uncancel()
+
+    One instance per owner (``ClientDeadline`` keeps one), used from one event loop at a time;
+    it follows the running loop if that changes (a new loop in the next test, say).
+    """
+
+    __slots__ = ("_armed_at", "_handle", "_heap", "_left", "_loop", "_order")
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._heap: list[tuple[float, int, DeadlineScope]] = []
+        self._order = itertools.count()
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_at = math.inf
+        self._left = 0  # scopes left but still in the heap
+
+    def __len__(self) -> int:
+        """Scopes still held in the heap (live or left but not yet dropped): bounded by twice
+        the live ones, plus a constant."""
+        return len(self._heap)
+
+    def enter(self, at: float, loop: asyncio.AbstractEventLoop) -> DeadlineScope:
+        """Start enforcing ``at`` (loop clock) on the current task; the scope covers the code
+        that runs until ``leave`` (``covering()``). Leave it in the same task, exactly as entered."""
+        if loop is not self._loop:
+            self._follow(loop)
+        task = asyncio.current_task(loop)
+        if task is None:
+            raise RuntimeError("a deadline scope needs a running task")
+        scope = DeadlineScope(at, task, task.cancelling())
+        heapq.heappush(self._heap, (at, next(self._order), scope))
+        if at < self._armed_at:
+            self._arm(at)
+        scope.token = _COVERING.set(scope)
+        return scope
+
+    def leave(self, scope: DeadlineScope) -> bool:
+        """Stop enforcing ``scope``; ``True`` when it expired, i.e. this timer cancelled the
+        task (the caller then owes the task one ``uncancel()``). Safe to call twice."""
+        if scope.token is not None:
+            _COVERING.reset(scope.token)
+            scope.token = None
+        state = scope.state
+        if state == _LIVE:
+            scope.state = _LEFT
+            self._left += 1
+            if self._left > 32 and 2 * self._left > len(self._heap):
+                self._compact()
+            return False
+        if state == _EXPIRED:
+            scope.state = _LEFT  # already out of the heap
+            return True
+        return False
+
+    def _follow(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._loop, self._heap, self._handle, self._armed_at, self._left = loop, [], None, math.inf, 0
+
+    def _arm(self, at: float) -> None:
+        assert self._loop is not None
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed_at = at
+        self._handle = self._loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        assert self._loop is not None
+        self._handle, self._armed_at = None, math.inf
+        now, heap = self._loop.time(), self._heap
+        while heap:
+            at, _, scope = heap[0]
+            if scope.state == _LEFT:
+                heapq.heappop(heap)
+                self._left -= 1
+            elif at <= now:
+                heapq.heappop(heap)
+                scope.state = _EXPIRED
+                scope.task.cancel()
+            else:
+                self._arm(at)
+                return
+
+    def _compact(self) -> None:
+        self._heap = [entry for entry in self._heap if entry[2].state == _LIVE]
+        heapq.heapify(self._heap)
+        self._left = 0
+        if not self._heap and self._handle is not None:
+            self._handle.cancel()
+            self._handle, self._armed_at = None, math.inf
