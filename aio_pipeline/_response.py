@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -31,10 +33,15 @@ class Response:
 
     A transport gives either the whole ``body`` (the default: the connection is already back in
     the pool) or a ``reader`` that reads it on first ``read()``; ``on_close`` releases whatever
-    the response holds and runs at most once.
+    the response holds and runs once, to its end (see ``close``).
+
+    Read the body before closing: once read it is kept, and ``read()``, ``text()`` and
+    ``json()`` return it after ``close()`` too; but a first read after ``close()`` raises
+    ``RuntimeError``, whether or not the transport had buffered the body, so that code tested
+    against a buffering transport does not break against a streaming one.
     """
 
-    __slots__ = ("_body", "_closed", "_on_close", "_reader", "headers", "status", "url")
+    __slots__ = ("_body", "_closed", "_closing", "_on_close", "_read", "_reader", "headers", "status", "url")
 
     def __init__(
         self,
@@ -53,6 +60,8 @@ class Response:
         self._reader = reader
         self._on_close = on_close
         self._closed = False
+        self._read = False  # whether read() has returned the body: from then on it is the caller's
+        self._closing: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.url}>"
@@ -75,13 +84,27 @@ class Response:
 
     @property
     def closed(self) -> bool:
+        """Whether ``close()`` has been called."""
         return self._closed
 
     async def read(self) -> bytes:
-        """The whole body (read once, then kept)."""
-        if self._body is None:
-            assert self._reader is not None
-            self._body = await self._reader()
+        """The whole body (read once, then kept).
+
+        Raises ``RuntimeError`` when the response was closed before its body was first read.
+        """
+        if not self._read:
+            if self._closed:
+                raise RuntimeError(f"{self!r} was closed before its body was read: read it inside `async with`")
+            if self._body is None:
+                assert self._reader is not None
+                try:
+                    self._body = await self._reader()
+                except Exception as error:
+                    if self._closed:  # closed while reading: the reader's error is only a symptom
+                        raise RuntimeError(f"{self!r} was closed while its body was being read") from error
+                    raise
+            self._read = True
+        assert self._body is not None
         return self._body
 
     async def text(self, encoding: str | None = None) -> str:
@@ -118,12 +141,21 @@ class Response:
         return loads(await self.text())
 
     async def close(self) -> None:
-        """Release the response's connection; safe to call more than once."""
-        if self._closed:
-            return
+        """Release the response's connection; safe to call more than once, and from several tasks.
+
+        The release (``on_close``) runs to its end even when the caller is cancelled meanwhile,
+        and the cancellation goes on after it: a release cut short would hold the connection
+        for good, since nothing closes a response twice. Every caller waits for that one
+        release; the first gets its exception, if any.
+        """
         self._closed = True
         if self._on_close is not None:
-            await self._on_close()
+            on_close, self._on_close = self._on_close, None
+            self._closing = asyncio.ensure_future(on_close())  # a task: it runs on if we are cancelled
+            await _to_the_end(self._closing)
+        elif self._closing is not None and not self._closing.done():
+            with contextlib.suppress(Exception):  # the first caller's to report
+                await _to_the_end(self._closing)
 
     async def __aenter__(self) -> Response:
         return self
@@ -132,3 +164,17 @@ class Response:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+async def _to_the_end(task: asyncio.Future[None]) -> None:
+    """Await ``task`` until it is done, even if the caller is cancelled meanwhile; then re-raise
+    the caller's cancellation, else the task's outcome."""
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller's cancellation is what propagates
+        raise

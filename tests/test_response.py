@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
 
 from aio_pipeline import ContentTypeError, Response
@@ -80,3 +83,93 @@ async def test_lazy_reader_is_called_once() -> None:
     assert await response.read() == b"body"
     assert await response.text() == "body"
     assert reads == [1]
+
+
+# --- regressions (issue 13) ----------------------------------------------------------------------
+
+
+async def _no_body_reader() -> bytes:
+    raise AssertionError("a closed response must not read")
+
+
+def _buffered() -> Response:
+    return Response(200, {}, b"body")
+
+
+def _unbuffered() -> Response:
+    return Response(200, reader=_no_body_reader)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("make", [_buffered, _unbuffered], ids=["buffered", "unbuffered"])
+async def test_minor_a_first_read_after_close_says_the_response_was_closed(make: Callable[[], Response]) -> None:
+    response = make()
+    await response.close()
+    for read in (response.read, response.text, response.json):
+        with pytest.raises(RuntimeError, match=r"<Response 200 > was closed before its body was read"):
+            await read()
+
+
+@pytest.mark.asyncio
+async def test_minor_a_body_read_before_close_is_kept_after_it() -> None:
+    reads: list[int] = []
+
+    async def reader() -> bytes:
+        reads.append(1)
+        return b'{"a": 1}'
+
+    for response in (Response(200, {"Content-Type": "application/json"}, b'{"a": 1}'), Response(200, reader=reader)):
+        assert await response.read() == b'{"a": 1}'
+        await response.close()
+        assert await response.read() == b'{"a": 1}'
+        assert await response.json(content_type=None) == {"a": 1}
+    assert reads == [1]
+
+
+@pytest.mark.asyncio
+async def test_minor_closing_while_the_body_is_read_says_so() -> None:
+    reading = asyncio.Event()
+    closed = asyncio.Event()
+
+    async def reader() -> bytes:
+        reading.set()
+        await closed.wait()
+        raise ConnectionResetError("the connection went away")  # what a released connection gives
+
+    response = Response(200, reader=reader)
+    read = asyncio.create_task(response.read())
+    await reading.wait()
+    await response.close()
+    closed.set()
+    with pytest.raises(RuntimeError, match="closed while its body was being read"):
+        await read
+
+
+@pytest.mark.asyncio
+async def test_also_check_01_a_close_cut_short_by_cancellation_still_releases() -> None:
+    """``on_close`` runs to its end although the task closing the response is cancelled during it;
+    the cancellation goes on afterwards."""
+    releasing, may_finish = asyncio.Event(), asyncio.Event()
+    released: list[str] = []
+
+    async def on_close() -> None:
+        releasing.set()
+        await may_finish.wait()  # e.g. a connection pool's lock
+        released.append("released")
+
+    response = Response(200, on_close=on_close)
+    closer = asyncio.create_task(response.close())
+    await releasing.wait()
+    closer.cancel()
+    second_closer = asyncio.create_task(response.close())
+    await asyncio.wait([closer, second_closer], timeout=0)  # both now wait for the one release
+    assert not closer.done() and not second_closer.done()
+    may_finish.set()
+
+    with pytest.raises(asyncio.CancelledError):
+        await closer
+    await second_closer
+    assert released == ["released"]
+    assert response.closed
+    await response.close()  # nothing more to do
+    assert released == ["released"]
