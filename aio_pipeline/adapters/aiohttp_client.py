@@ -16,7 +16,11 @@ otherwise). Within a run, an attempt is one call of aiohttp's inner handler (the
 middlewares after ours, connect, send, the response head, and the body with
 ``buffer_payload=True``) on its own copy of aiohttp's request, bounded by the attempt deadline.
 aiohttp's keep-alive retry is outside our stack: a run ending in ``ClientOSError`` or
-``ServerDisconnectedError`` for an idempotent method is followed by one more run.
+``ServerDisconnectedError`` for an idempotent method is followed by one more run. aiohttp's
+errors are judged by ``AioHttpTransport``'s ``map_error``: to the strategies and the breaker, an
+attempt that could not connect (or timed out connecting, waiting for a pool slot included) sent
+nothing, a ``ConnectError``; were a middleware of yours after ours to send one attempt twice,
+that would no longer hold.
 
 The caller gets the winning attempt's ``ClientResponse``; every other one is released. A network
 failure is re-raised as the last attempt's own aiohttp exception, so ``except aiohttp.ClientError``
@@ -35,11 +39,12 @@ import aiohttp
 from aiohttp import payload
 
 from .._deadline import within
-from .._errors import ConnectError, DeadlineExceededError, InvalidRequestError, PipelineError, TransportError
+from .._errors import DeadlineExceededError, InvalidRequestError, PipelineError
 from .._headers import Headers
 from .._pipeline import Middleware, compose
 from .._request import Request
 from .._response import Response
+from ..transports.aiohttp import map_error
 
 if TYPE_CHECKING:
     from aiohttp import ClientHandlerType, ClientMiddlewareType
@@ -159,10 +164,11 @@ class _Call:
         return response
 
     def mapped(self, error: aiohttp.ClientError, request: Request) -> PipelineError:
-        """Our error for aiohttp's, so strategies and the breaker can judge it; remembered, so the
-        caller gets aiohttp's own back if it ends the call."""
-        never_sent = isinstance(error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-        ours = (ConnectError if never_sent else TransportError)(f"{type(error).__name__}: {error}", request=request)
+        """Our error for aiohttp's, by the same ``map_error`` as ``AioHttpTransport``'s, so
+        strategies and the breaker can judge it; remembered, so the caller gets aiohttp's own
+        back if it ends the call. An attempt is one send of one hop (aiohttp runs the next hop,
+        and its resend, as a new run), so nothing was sent before it."""
+        ours = map_error(error, request, sent_before=False)
         self.errors[ours] = error
         return ours
 
@@ -200,11 +206,7 @@ async def _send(request: Request) -> Response:
             return await call.receive(outgoing)
     except DeadlineExceededError:
         raise
-    except TimeoutError as error:  # aiohttp's own timeouts are TimeoutErrors too
-        if isinstance(error, aiohttp.ClientError):
-            raise call.mapped(error, request) from error
-        raise
-    except aiohttp.ClientError as error:
+    except aiohttp.ClientError as error:  # aiohttp's plain TimeoutErrors go through as they are
         raise call.mapped(error, request) from error
 
 

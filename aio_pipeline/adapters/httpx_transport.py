@@ -11,10 +11,15 @@ on a request, else from ``with set_context(...):`` around the calls or the serve
 handled (the earlier deadline wins), else ClientDeadline's default timeout.
 
 What an attempt is. httpx follows redirects and runs auth flows above its transport, so our
-stack runs once per request httpx sends: each redirect hop is a new run (attempts numbered from
-1, the same deadline, since httpx copies the extensions to the next hop). Within a run, an
-attempt is one ``inner.handle_async_request`` plus reading the whole body, bounded by the
-attempt's deadline; the inner transport's own connect retries (``retries=``) happen inside it.
+stack runs once per request httpx sends: each redirect hop is a new run, with attempts numbered
+from 1 and the call's deadline. Hops share that deadline, whichever layer resolved it (an
+extension, the context, ClientDeadline's default): a run leaves it in the extensions of the
+request it was given, which httpx copies to the redirect it builds from it (``_Carried``). A
+request object httpx sends a second time (an auth flow's next round, your own resend) is a new
+call. Within a run, an attempt is one ``inner.handle_async_request`` plus reading the whole
+body, bounded by the attempt's deadline and shielded from httpcore's double-cancel problem
+(``cancelled_once``); the inner transport's own connect retries (``retries=``) happen inside it.
+httpx's errors are judged by the same ``map_error`` as ``HttpxTransport``'s.
 
 What the caller sees: an ``httpx.Response`` with the winning attempt's status, headers and body
 (as received: any Content-Encoding is left for httpx to decode). Every attempt's connection is
@@ -25,25 +30,30 @@ httpx exception, so ``except httpx.HTTPError`` still matches; ``CircuitOpenError
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator, Iterable
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 import httpx
 
+from .._context import get_context
 from .._deadline import Deadline, within
-from .._errors import ConnectError, DeadlineExceededError, InvalidRequestError, PipelineError, TransportError
+from .._errors import DeadlineExceededError, InvalidRequestError, PipelineError
 from .._headers import Headers
 from .._pipeline import Middleware, compose
 from .._priority import Priority
 from .._request import Request
 from .._response import Response
+from ..transports.httpx import HTTPX_ERRORS, HttpxError, cancelled_once, map_error
 
 __all__ = ["HttpxPipelineTransport"]
 
 T = TypeVar("T")
 
 _CALL: Final = "aio_pipeline.httpx_call"
+#: The httpx request extension carrying the call's deadline to the next redirect hop (``_Carried``).
+_CARRIED: Final = "aio_pipeline.call_deadline"
 #: Headers httpx derives from the URL and the body: rewritten when a middleware changes those.
 _DERIVED = ("Host", "Content-Length", "Transfer-Encoding")
 
@@ -71,13 +81,17 @@ class HttpxPipelineTransport(httpx.AsyncBaseTransport):
         return f"HttpxPipelineTransport({' -> '.join([*names, type(self.inner).__qualname__])})"
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        call = _Call(request, await request.aread())
+        deadline = _extension(request, "deadline", Deadline)
+        carried = request.extensions.get(_CARRIED)
+        if isinstance(carried, _Carried) and carried.copied_to(request):  # a redirect hop
+            deadline = _earliest(deadline, carried.deadline)
+        call = _Call(request, await request.aread(), deadline)
         ours = Request(
             method=request.method,
             url=str(request.url),
             headers=Headers(request.headers.multi_items()),
             body=call.body,
-            deadline=_extension(request, "deadline", Deadline),
+            deadline=deadline,
             priority=_extension(request, "priority", Priority),
             extensions=MappingProxyType({_CALL: call}),
         )
@@ -88,6 +102,8 @@ class HttpxPipelineTransport(httpx.AsyncBaseTransport):
             if original is None:
                 raise
         else:
+            if call.deadline is not None:
+                request.extensions[_CARRIED] = _Carried(call.deadline, request)
             return call.returned(response)
         raise original  # outside the except block: the httpx error is not chained to its wrapper
 
@@ -101,6 +117,9 @@ class HttpxPipelineTransport(httpx.AsyncBaseTransport):
         if timeout is not None and timeout <= 0:
             raise DeadlineExceededError("deadline expired before sending", request=request)
         outgoing = call.outgoing(request)
+        # The call's deadline, for the next hop: the one ClientDeadline resolved is in the
+        # context for the rest of the call, where this attempt's own (maybe a share) is not.
+        call.deadline = _earliest(call.deadline, get_context().deadline)
         try:
             async with within(
                 None if deadline is None else deadline.deadline_at,
@@ -108,17 +127,22 @@ class HttpxPipelineTransport(httpx.AsyncBaseTransport):
                 message="no response",
                 seconds=timeout,
             ):
-                response = await self.inner.handle_async_request(outgoing)
-                try:
-                    # Raw: decoding is the client's job, on the response it gets back.
-                    body = b"".join([chunk async for chunk in response.aiter_raw()])
-                finally:
-                    await response.aclose()
-        except (httpx.TransportError, httpx.InvalidURL) as error:
+                response, body = await cancelled_once(self._exchange(outgoing))
+        except HTTPX_ERRORS as error:
             raise call.mapped(error, request) from error
         ours = Response(response.status_code, Headers(response.headers.multi_items()), body, url=str(outgoing.url))
         call.extensions[ours] = response.extensions
         return ours
+
+    async def _exchange(self, outgoing: httpx.Request) -> tuple[httpx.Response, bytes]:
+        """One request through ``inner`` and its whole body; the response is closed on return."""
+        response = await self.inner.handle_async_request(outgoing)
+        try:
+            # Raw: decoding is the client's job, on the response it gets back.
+            body = b"".join([chunk async for chunk in response.aiter_raw()])
+        finally:
+            await response.aclose()
+        return response, body
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -127,11 +151,13 @@ class HttpxPipelineTransport(httpx.AsyncBaseTransport):
 class _Call:
     """One run of the stack for one httpx request, and what maps its outcome back to httpx."""
 
-    __slots__ = ("body", "errors", "extensions", "origin")
+    __slots__ = ("body", "deadline", "errors", "extensions", "origin")
 
-    def __init__(self, origin: httpx.Request, body: bytes) -> None:
+    def __init__(self, origin: httpx.Request, body: bytes, deadline: Deadline | None) -> None:
         self.origin = origin
         self.body = body
+        #: The call's deadline as far as known: the run's own, then the one its attempts inherit.
+        self.deadline = deadline
         self.extensions: dict[Response, dict[str, Any]] = {}
         self.errors: dict[BaseException, Exception] = {}
 
@@ -152,17 +178,11 @@ class _Call:
             request.method, request.absolute_url(), headers=headers, content=request.body, extensions=extensions
         )
 
-    def mapped(self, error: httpx.TransportError | httpx.InvalidURL, request: Request) -> PipelineError:
+    def mapped(self, error: HttpxError, request: Request) -> PipelineError:
         """Our error for httpx's, so strategies and the breaker can judge it; remembered, so the
-        caller gets httpx's own back if it ends the call."""
-        message = f"{type(error).__name__}: {error}"
-        ours: PipelineError
-        if isinstance(error, httpx.InvalidURL | httpx.UnsupportedProtocol):
-            ours = InvalidRequestError(message, request=request)
-        elif isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError):
-            ours = ConnectError(message, request=request)
-        else:
-            ours = TransportError(message, request=request)
+        caller gets httpx's own back if it ends the call. An attempt is one request on one hop
+        (httpx sends the next hop as a new run), so nothing was sent before it."""
+        ours = map_error(error, request, sent_before=False)
         self.errors[ours] = error
         return ours
 
@@ -190,6 +210,31 @@ class _Body(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         await self._response.close()
+
+
+class _Carried:
+    """The deadline of a call, left in the extensions of the request httpx sent for it.
+
+    httpx builds a redirect from the request it follows, extensions copied, so the next hop
+    finds the deadline there. The request it was left in is remembered (weakly): when httpx
+    sends that same object again (an auth flow's next round) or you do, it is a new call,
+    which must not inherit a deadline that may have passed.
+    """
+
+    __slots__ = ("_left_in", "deadline")
+
+    def __init__(self, deadline: Deadline, left_in: httpx.Request) -> None:
+        self.deadline = deadline
+        self._left_in = weakref.ref(left_in)
+
+    def copied_to(self, request: httpx.Request) -> bool:
+        return self._left_in() is not request
+
+
+def _earliest(first: Deadline | None, second: Deadline | None) -> Deadline | None:
+    if first is None:
+        return second
+    return first if second is None else min(first, second)
 
 
 def _extension(request: httpx.Request, key: str, kind: type[T]) -> T | None:

@@ -1,4 +1,9 @@
-"""``AioHttpTransport``: sends through a user's ``aiohttp.ClientSession``."""
+"""``AioHttpTransport``: sends through a user's ``aiohttp.ClientSession``.
+
+This module is also where aiohttp's exceptions meet our error tree, once: ``map_error`` serves
+both this transport and the drop-in ``aiohttp_client_middlewares``
+(``aio_pipeline.adapters.aiohttp_client``), so the two cannot drift.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from .._errors import (
     ConnectError,
     DeadlineExceededError,
     InvalidRequestError,
+    PipelineError,
     TooManyRedirectsError,
     TransportError,
 )
@@ -22,9 +28,69 @@ from .._response import Response
 from .._transport import Transport
 
 if TYPE_CHECKING:
+    from aiohttp import ClientHandlerType
+
     from .._metrics import MetricsProvider
 
 __all__ = ["AioHttpTransport"]
+
+#: What aiohttp raises when it got no connection to send on: connecting failed (refused, DNS,
+#: TLS handshake, proxy), or timed out, waiting for a pool slot included (``ClientTimeout.connect``
+#: and ``sock_connect``). aiohttp raises them only from ``connector.connect``, before writing.
+NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+def map_error(error: aiohttp.ClientError, request: Request, *, sent_before: bool) -> PipelineError:
+    """Our error for one of aiohttp's, raised while sending ``request``.
+
+    ``sent_before`` says whether this call may already have put a request on a connection (an
+    earlier redirect hop, or aiohttp's own resend of an idempotent request over a fresh
+    connection). Only a call that sent nothing yet can claim that its failure to connect means
+    the request never left (``ConnectError``, always safe to retry), or that it was the
+    caller's URL that could not be used (``InvalidRequestError``); after a hop was sent the
+    server has seen the call (a POST answered ``303`` was processed), and a redirect's URL is
+    the server's, so every failure is a ``TransportError``.
+    """
+    message = f"{type(error).__name__}: {error}"
+    if isinstance(error, aiohttp.TooManyRedirects):
+        return TooManyRedirectsError(f"more than {request.max_redirects} redirects", request=request)
+    if not sent_before:
+        if isinstance(error, NOT_CONNECTED):
+            return ConnectError(f"cannot connect: {message}", request=request)
+        if isinstance(error, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError) and not isinstance(
+            error, aiohttp.RedirectClientError
+        ):
+            return InvalidRequestError(f"invalid URL: {message}", request=request)
+    elif isinstance(error, NOT_CONNECTED):
+        return TransportError(f"after a redirect or resend: {message}", request=request)
+    return TransportError(message, request=request)
+
+
+class _Sends:
+    """The innermost client middleware of one ``session.request``: whether the call may already
+    have put a request on a connection.
+
+    aiohttp runs its middlewares around every request it sends for one call (each redirect hop,
+    and its one resend of an idempotent request after a dropped keep-alive connection), right
+    around connect-and-send. A send that raised one of ``NOT_CONNECTED`` wrote nothing; any
+    other outcome, a response or another error, may have.
+    """
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    async def __call__(self, request: aiohttp.ClientRequest, handler: ClientHandlerType, /) -> aiohttp.ClientResponse:
+        try:
+            response = await handler(request)
+        except NOT_CONNECTED:
+            raise
+        except BaseException:
+            self.sent = True
+            raise
+        self.sent = True
+        return response
 
 
 class AioHttpTransport(Transport):
@@ -34,6 +100,11 @@ class AioHttpTransport(Transport):
     deadline bounds it and the connection returns to the pool at once; ``False`` returns a
     response that reads on demand and holds its connection until closed. ``metrics_provider``
     is for ``setup()`` to use (see ``Transport``).
+
+    aiohttp follows redirects (and resends an idempotent request once over a fresh connection)
+    inside one ``session.request``. Whether any of those sends got past connecting is watched
+    by a middleware added innermost for each call, after the session's own (``_Sends``), so a
+    failure is a ``ConnectError`` exactly when nothing of the call was sent (``map_error``).
     """
 
     __slots__ = ("_buffer_payload", "_session")
@@ -55,29 +126,26 @@ class AioHttpTransport(Transport):
             url = yarl.URL(url_text, encoded=True)
         except ValueError as error:
             raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
+        sends = _Sends()
         try:
             async with within.after(timeout, request=request, message="no response"):
-                return await self._send(url, request)
+                return await self._send(url, request, sends)
         except DeadlineExceededError:
             raise
+        except aiohttp.ClientError as error:  # before TimeoutError: ConnectionTimeoutError is both
+            raise map_error(error, request, sent_before=sends.sent) from error
         except TimeoutError as error:  # aiohttp's own timeouts (the session's ClientTimeout)
             raise TransportError(f"timed out: {error!r}", request=request) from error
-        except aiohttp.TooManyRedirects as error:
-            raise TooManyRedirectsError(f"more than {request.max_redirects} redirects", request=request) from error
-        except (aiohttp.ClientConnectorError, aiohttp.ClientProxyConnectionError) as error:
-            raise ConnectError(f"cannot connect: {error}", request=request) from error
-        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as error:
-            raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
-        except aiohttp.ClientError as error:
-            raise TransportError(f"{type(error).__name__}: {error}", request=request) from error
         except ValueError as error:
-            # aiohttp checks a request while building it, e.g. "Cannot combine AUTHORIZATION
-            # header with AUTH argument or credentials encoded in URL": the caller's mistake.
             if isinstance(error, InvalidRequestError):
                 raise
+            if sends.sent:  # built for a redirect hop: the server's URL, not the caller's request
+                raise TransportError(f"after a redirect: {error}", request=request) from error
+            # aiohttp checks a request while building it, e.g. "Cannot combine AUTHORIZATION
+            # header with AUTH argument or credentials encoded in URL": the caller's mistake.
             raise InvalidRequestError(f"aiohttp refused the request: {error}", request=request) from error
 
-    async def _send(self, url: yarl.URL, request: Request) -> Response:
+    async def _send(self, url: yarl.URL, request: Request, sends: _Sends) -> Response:
         response = await self._session.request(
             request.method,
             url,
@@ -86,6 +154,10 @@ class AioHttpTransport(Transport):
             allow_redirects=request.allow_redirects,
             # aiohttp counts differently: it fails on reaching its limit, and 0 means "no limit".
             max_redirects=request.max_redirects + 1,
+            # Per-request middlewares replace the session's, so the session's own come first,
+            # as they would run; aiohttp has no public accessor for them. ``sends`` goes
+            # innermost, right around each connect-and-send, redirects and resends included.
+            middlewares=(*self._session._middlewares, sends),
         )
         try:
             headers = Headers.from_pairs(response.headers.items())
@@ -113,7 +185,7 @@ def _reader(response: aiohttp.ClientResponse, request: Request) -> Callable[[], 
             return await response.read()
         except aiohttp.ClientError as error:
             response.close()
-            raise TransportError(f"{type(error).__name__}: {error}", request=request) from error
+            raise map_error(error, request, sent_before=True) from error
 
     return read
 

@@ -9,6 +9,9 @@ for any method:
 - ``/slow``: the first request gets ``slow`` after 1 s, every later one ``fast`` at once;
 - ``/down``: 503, always;
 - ``/redirect``: 307 to ``/echo``;
+- ``/see-other?to=URL``: 303 to ``URL``;
+- ``/hops?n=N&s=S``: answers after ``S`` seconds: 302 to ``/hops?n=N-1&s=S`` while ``N > 1``,
+  then 200 ``arrived``;
 - ``/gzip``: 200 with a gzip-compressed body.
 """
 
@@ -36,6 +39,7 @@ SLOW_SECONDS = 1.0
 @dataclass(frozen=True)
 class Arrival:
     route: str
+    method: str
     headers: CIMultiDictProxy[str]
     body: bytes
 
@@ -71,7 +75,7 @@ class Backend:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         route = request.match_info["route"]
-        self.arrivals.append(Arrival(route, request.headers, await request.read()))
+        self.arrivals.append(Arrival(route, request.method, request.headers, await request.read()))
         seen = self.count(route)
         if route == "flaky":
             return web.Response(status=503 if seen == 1 else 200, text="ok")
@@ -79,21 +83,33 @@ class Backend:
             return web.Response(status=503, text="down")
         if route == "redirect":
             raise web.HTTPTemporaryRedirect("/echo")
+        if route == "see-other":
+            raise web.HTTPSeeOther(request.query["to"])
+        if route == "hops":
+            left, seconds = int(request.query["n"]), request.query["s"]
+            await self._busy(float(seconds))
+            if left > 1:
+                raise web.HTTPFound(f"/hops?n={left - 1}&s={seconds}")
+            return web.Response(text="arrived")
         if route == "gzip":
             response = web.Response(text=self.GZIP_TEXT)
             response.enable_compression(web.ContentCoding.gzip)
             return response
         if route == "slow" and seen == 1:
-            self.in_flight += 1
-            self.idle.clear()
-            try:
-                await asyncio.sleep(SLOW_SECONDS)
-            finally:
-                self.in_flight -= 1
-                if not self.in_flight:
-                    self.idle.set()
+            await self._busy(SLOW_SECONDS)
             return web.Response(text="slow")
         return web.Response(text="fast" if route == "slow" else "echo")
+
+    async def _busy(self, seconds: float) -> None:
+        """Sleep, counted in flight: the fixture lets a handler the client gave up on run out."""
+        self.in_flight += 1
+        self.idle.clear()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self.idle.set()
 
 
 @pytest_asyncio.fixture

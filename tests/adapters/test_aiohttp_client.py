@@ -246,3 +246,24 @@ async def test_a_response_aiohttp_did_not_receive_cannot_be_returned(backend: Ba
 async def test_middlewares_must_be_callables() -> None:
     with pytest.raises(ValueError, match="middlewares must be callables"):
         aiohttp_client_middlewares(["not a middleware"])  # type: ignore[list-item]
+
+
+# --- regressions (issue 13) ----------------------------------------------------------------------
+
+
+async def test_a_post_redirected_to_a_refused_port_is_sent_once(
+    backend: Backend, stack: Stack, refused_port: str
+) -> None:
+    """Defect 2, the drop-in's side: aiohttp runs the stack once per hop, so the refused second hop
+    (a GET, after 303) is retried by its own run, and the POST, answered, is never resent."""
+    events: list[Event] = []
+    strategy = SequentialStrategy(
+        attempts_count=3, delays_provider=constant_delays(delay=0.05), event_hooks=[events.append]
+    )
+    async with aiohttp.ClientSession(middlewares=aiohttp_client_middlewares(stack(strategy))) as session:
+        with pytest.raises(aiohttp.ClientConnectorError):
+            await session.post(backend.url("see-other"), params={"to": f"{refused_port}/done"}, data=b"one order")
+        assert_no_connection_held(session)
+    assert [(a.route, a.method, a.body) for a in backend.arrivals] == [("see-other", "POST", b"one order")]
+    finished = [(event.request.method, event.request.attempt) for event in events if isinstance(event, AttemptFinished)]
+    assert finished == [("POST", 1), ("GET", 1), ("GET", 2), ("GET", 3)]

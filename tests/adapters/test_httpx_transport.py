@@ -27,12 +27,14 @@ from aio_pipeline._delays import constant_delays
 from aio_pipeline._events import AttemptFinished, Event
 from middlewares.circuit_breaker import CircuitBreakerMiddleware
 from middlewares.hedging import ParallelStrategy
-from middlewares.retry import SequentialStrategy
+from middlewares.retry import SequentialStrategy, split_deadline_between_attempts
 from middlewares.strategy import SingleAttempt
 
 if TYPE_CHECKING:
     import httpx
     from conftest import Backend, Stack  # tests/adapters/conftest.py
+
+    from tests.conftest import StartRawServer
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime, pytest.mark.needs_extras]
 
@@ -216,3 +218,154 @@ async def test_closing_the_client_closes_the_inner_transport() -> None:
 async def test_middlewares_must_be_callables() -> None:
     with pytest.raises(ValueError, match="middlewares must be callables"):
         client_for(["not a middleware"])  # type: ignore[list-item]
+
+
+# --- regressions (issue 13) ----------------------------------------------------------------------
+
+
+def checked_out(inner: Any) -> int:
+    """Connections httpcore's pool has handed out and not got back, plus requests waiting for
+    one. httpcore has no public API for it: this reads its pool (as tests/faults does)."""
+    pool = inner._pool
+    return sum(not (c.is_idle() or c.is_closed()) for c in pool.connections) + len(pool._requests)
+
+
+async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read()  # until the client hangs up
+
+
+async def test_defect_01_httpx_dropin_keeps_pool_under_hedging(
+    raw_server: StartRawServer, backend: Backend, stack: Stack
+) -> None:
+    """Every hedge is cancelled twice at the deadline (its attempt scope, the TaskGroup); httpcore
+    then loses the connection unless the attempt is cancelled once (``cancelled_once``)."""
+    httpx = pytest.importorskip("httpx")
+    from aio_pipeline.adapters.httpx_transport import HttpxPipelineTransport
+
+    silent = await raw_server(never_answer)
+    inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=10))
+    hedging = ParallelStrategy(attempts_count=3, delays_provider=constant_delays(delay=0.05))
+    loop = asyncio.get_running_loop()
+    async with httpx.AsyncClient(transport=HttpxPipelineTransport(stack(hedging, timeout=0.3), inner=inner)) as client:
+        for _ in range(5):
+            started = loop.time()
+            with pytest.raises(DeadlineExceededError):
+                await client.get(f"{silent.base_url}/never")
+            assert loop.time() - started == pytest.approx(0.3, abs=0.01)
+        assert checked_out(inner) == 0
+        response = await client.get(backend.url("echo"))
+        assert (response.status_code, response.text) == (200, "echo")
+        assert checked_out(inner) == 0
+    assert len(silent.received) == 5 * 3  # every hedge reached the silent server
+    assert backend.count("echo") == 1
+
+
+async def test_a_post_redirected_to_a_refused_port_is_sent_once(
+    backend: Backend, stack: Stack, refused_port: str
+) -> None:
+    """Defect 2, the drop-in's side: httpx runs the stack once per hop, so the refused second hop
+    (a GET, after 303) is retried by its own run, and the POST, answered, is never resent."""
+    httpx = pytest.importorskip("httpx")
+    events: list[Event] = []
+    strategy = SequentialStrategy(
+        attempts_count=3, delays_provider=constant_delays(delay=0.05), event_hooks=[events.append]
+    )
+    client, inner = client_for(stack(strategy), follow_redirects=True)
+    async with client:
+        with pytest.raises(httpx.ConnectError):
+            await client.post(backend.url("see-other"), params={"to": f"{refused_port}/done"}, content=b"one order")
+        assert_nothing_held(inner)
+    assert [(a.route, a.method, a.body) for a in backend.arrivals] == [("see-other", "POST", b"one order")]
+    finished = [(event.request.method, event.request.attempt) for event in events if isinstance(event, AttemptFinished)]
+    assert finished == [("POST", 1), ("GET", 1), ("GET", 2), ("GET", 3)]
+
+
+async def test_defect_14_httpx_dropin_a_pool_timeout_is_a_connect_error(
+    raw_server: StartRawServer, stack: Stack
+) -> None:
+    """A POST that timed out waiting for the only pooled connection never left: the strategy may
+    try it again (a ConnectError to the stack), and the caller still gets httpx's PoolTimeout."""
+    httpx = pytest.importorskip("httpx")
+    from aio_pipeline.adapters.httpx_transport import HttpxPipelineTransport
+
+    holding_the_connection = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        holding_the_connection.set()
+        await reader.read()
+
+    raw = await raw_server(hold)
+    events: list[Event] = []
+    strategy = SequentialStrategy(
+        attempts_count=3, delays_provider=constant_delays(delay=0.05), event_hooks=[events.append]
+    )
+    inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=1))
+    transport = HttpxPipelineTransport(stack(strategy, timeout=5.0), inner=inner)
+    async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(None, pool=0.5)) as client:
+        held = asyncio.create_task(client.get(f"{raw.base_url}/held"))
+        await holding_the_connection.wait()
+        with pytest.raises(httpx.PoolTimeout):
+            await client.post(f"{raw.base_url}/order", content=b"one order")
+        finished = [event.request.method for event in events if isinstance(event, AttemptFinished)]
+        assert finished == ["POST"] * 3
+        assert len(raw.received) == 1  # the held GET: the POST never left
+        with pytest.raises(DeadlineExceededError):
+            await held
+
+
+async def call_deadline_in_context(request: Request, call_next: Handler[Request, Response], /) -> Response:
+    """Right after ClientDeadline: the call's deadline in the context for the rest of the call.
+
+    ClientDeadline is to do this itself (``with set_context(deadline=deadline):`` around
+    ``call_next``), which is what the drop-in reads; until then the tests below add it. Once
+    ClientDeadline does it, this layer changes nothing and can go.
+    """
+    with set_context(deadline=request.deadline):
+        return await call_next(request)
+
+
+def with_call_deadline_in_context(middlewares: list[Middleware[Request, Response]]) -> list[Any]:
+    return [middlewares[0], call_deadline_in_context, *middlewares[1:]]
+
+
+async def test_defect_13_httpx_dropin_redirect_hops_share_the_call_deadline(backend: Backend, stack: Stack) -> None:
+    """Three hops of 0.6 s under a 1 s default: the second hop gets what is left, and the call
+    ends at 1 s, instead of each hop getting a fresh second."""
+    loop = asyncio.get_running_loop()
+    client, inner = client_for(
+        with_call_deadline_in_context(stack(SingleAttempt(), timeout=1.0)), follow_redirects=True
+    )
+    async with client:
+        started = loop.time()
+        with pytest.raises(DeadlineExceededError):
+            await client.get(backend.url("hops"), params={"n": "3", "s": "0.6"})
+        assert loop.time() - started == pytest.approx(1.0, abs=0.01)
+        assert checked_out(inner) == 0
+    timeouts = [float(timeout or "nan") for timeout in backend.header("hops", "X-Request-Timeout")]
+    assert timeouts == pytest.approx([1.0, 0.4], abs=0.01)
+
+
+async def test_defect_13_httpx_dropin_carries_the_calls_deadline_not_the_attempts_share(
+    backend: Backend, stack: Stack
+) -> None:
+    """Each attempt gets a third of what is left (``split_deadline_between_attempts``): the next
+    hop must inherit the call's deadline, not the first attempt's share of it."""
+    strategy = SequentialStrategy(attempts_count=3, deadline_provider=split_deadline_between_attempts())
+    client, _ = client_for(with_call_deadline_in_context(stack(strategy, timeout=1.0)), follow_redirects=True)
+    async with client:
+        response = await client.get(backend.url("hops"), params={"n": "3", "s": "0.1"})
+        assert (response.status_code, response.text, len(response.history)) == (200, "arrived", 2)
+    timeouts = [float(timeout or "nan") for timeout in backend.header("hops", "X-Request-Timeout")]
+    assert timeouts == pytest.approx([1.0 / 3, 0.9 / 3, 0.8 / 3], abs=0.005)
+
+
+async def test_defect_13_httpx_dropin_a_request_sent_again_is_a_new_call(backend: Backend, stack: Stack) -> None:
+    """The deadline left in a request for its redirect does not bind the same request sent later."""
+    client, _ = client_for(with_call_deadline_in_context(stack(SingleAttempt(), timeout=1.0)))
+    async with client:
+        request = client.build_request("GET", backend.url("echo"))
+        await client.send(request)
+        await asyncio.sleep(5.0)  # virtual: far past the first call's deadline
+        assert (await client.send(request)).text == "echo"
+    timeouts = [float(timeout or "nan") for timeout in backend.header("echo", "X-Request-Timeout")]
+    assert timeouts == pytest.approx([1.0, 1.0], abs=0.01)

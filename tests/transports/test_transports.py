@@ -15,13 +15,17 @@ answer is still coming.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
+import pytest_asyncio
+from aiohttp import test_utils, web
 
 from aio_pipeline import (
     AioHttpTransport,
@@ -37,9 +41,12 @@ from aio_pipeline import (
     TransportError,
     get,
     head,
+    post,
     post_json,
     request,
 )
+from aio_pipeline._delays import constant_delays
+from middlewares.retry import SequentialStrategy
 
 if TYPE_CHECKING:
     from conftest import Respond, Server, StartRawServer
@@ -468,3 +475,142 @@ async def test_aiohttp_refusing_a_request_is_an_invalid_request(
     endpoint = server.base_url.replace("http://", "http://user:pass@")
     with pytest.raises(InvalidRequestError, match="aiohttp refused"):
         await transport.send(endpoint, get("x", headers={"Authorization": "Bearer t"}), 5.0)
+
+
+# --- regressions (issue 13) ----------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def see_other(refused_port: str) -> AsyncIterator[tuple[str, list[tuple[str, bytes]]]]:
+    """A server answering every POST with ``303 See Other`` to ``refused_port``; its URL, and the
+    method and body of every request it received."""
+    received: list[tuple[str, bytes]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        received.append((request.method, await request.read()))
+        raise web.HTTPSeeOther(f"{refused_port}/done")
+
+    server = test_utils.TestServer(_app_with(handle), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        yield str(server.make_url("/orders")), received
+    finally:
+        await server.close()
+
+
+def _app_with(handle: Callable[[web.Request], Awaitable[web.Response]]) -> web.Application:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+@pytest.mark.looptime
+async def test_defect_02_a_post_redirected_to_a_refused_port_is_sent_once(
+    transport: Transport, see_other: tuple[str, list[tuple[str, bytes]]]
+) -> None:
+    """The second hop's refusal proves nothing about the first: the POST was processed, so the
+    failure is a TransportError, which a retry strategy does not repeat for a POST."""
+    url, received = see_other
+    retrying = SequentialStrategy(attempts_count=3, delays_provider=constant_delays(delay=0.05))
+
+    with pytest.raises(TransportError) as raised:
+        await Pipeline(transport, [retrying])(post(url, b"one order"))
+
+    assert received == [("POST", b"one order")]
+    assert not isinstance(raised.value, ConnectError)
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize("library", ["aiohttp", pytest.param("httpx", marks=pytest.mark.needs_extras)])
+async def test_defect_14_waiting_too_long_for_a_pooled_connection_is_a_connect_error(
+    raw_server: StartRawServer, library: str
+) -> None:
+    """A pool of one connection, held by a request the server never answers: the next request
+    times out waiting for a slot (aiohttp's ConnectionTimeoutError, httpx's PoolTimeout) and
+    never left this machine."""
+    holding_the_connection = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        holding_the_connection.set()
+        await reader.read()
+
+    raw = await raw_server(hold)
+    async with contextlib.AsyncExitStack() as stack:
+        transport: Transport
+        if library == "aiohttp":
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1), timeout=aiohttp.ClientTimeout(connect=0.5)
+            )
+            stack.push_async_callback(session.close)
+            transport = AioHttpTransport(session)
+        else:
+            httpx = pytest.importorskip("httpx")
+            from aio_pipeline.transports.httpx import HttpxTransport
+
+            client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1), timeout=httpx.Timeout(None, pool=0.5))
+            stack.push_async_callback(client.aclose)
+            transport = HttpxTransport(client)
+        held = asyncio.create_task(transport.send(raw.base_url, get("held"), TIMEOUT))
+        await holding_the_connection.wait()
+
+        with pytest.raises(ConnectError):
+            await transport.send(raw.base_url, post("order", b"one order"), None)
+
+        assert len(raw.received) == 1  # the held request; the POST never left
+        with pytest.raises(DeadlineExceededError):
+            await held
+
+
+async def test_aiohttp_a_resend_that_cannot_connect_is_not_a_connect_error() -> None:
+    """aiohttp resends a GET once when its connection drops unanswered; when that resend cannot
+    connect, the first send had already left: ``map_error`` knows it (``sent_before``)."""
+    heads: list[bytes] = []
+
+    async def hang_up_and_stop_listening(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        tcp_server.close()  # the resend finds the port closed
+        writer.close()
+
+    tcp_server = await asyncio.start_server(hang_up_and_stop_listening, "127.0.0.1", 0)
+    base_url = f"http://127.0.0.1:{tcp_server.sockets[0].getsockname()[1]}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(TransportError) as raised:
+                await AioHttpTransport(session).send(base_url, get("x"), None)
+    finally:
+        tcp_server.close()
+        await tcp_server.wait_closed()
+
+    assert len(heads) == 1
+    assert isinstance(raised.value.__cause__, aiohttp.ClientConnectorError)  # the resend's failure
+    assert not isinstance(raised.value, ConnectError)
+
+
+async def test_aiohttp_the_sessions_own_middlewares_run_for_every_hop(server: Server) -> None:
+    """``AioHttpTransport`` adds its own middleware per request, which replaces the session's
+    unless it passes them on: they must still run, once per hop, outside ours."""
+    seen: list[str] = []
+
+    async def record(request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+        seen.append(request.url.path)
+        return await handler(request)
+
+    async with aiohttp.ClientSession(middlewares=(record,)) as session:
+        response = await AioHttpTransport(session).send(server.base_url, get(f"redirect/{HOPS}"), None)
+        assert response.status == 200
+
+    assert seen == [seen.path for seen in server.seen] == [f"/redirect/{hops}" for hops in range(HOPS, -1, -1)]
+
+
+@pytest.mark.parametrize("buffer_payload", [True, False])
+async def test_minor_reading_a_closed_response_says_it_was_closed(
+    aiohttp_session: aiohttp.ClientSession, server: Server, buffer_payload: bool
+) -> None:
+    """Not a network fault: the caller closed the response before reading it, buffered or not."""
+    transport = AioHttpTransport(aiohttp_session, buffer_payload=buffer_payload)
+    async with await transport.send(server.base_url, get("echo"), None) as response:
+        assert response.status == 200
+
+    with pytest.raises(RuntimeError, match="was closed before its body was read"):
+        await response.read()
+    assert acquired_connections(aiohttp_session) == 0
