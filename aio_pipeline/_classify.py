@@ -9,8 +9,9 @@ classified and always propagates.
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeAlias
@@ -28,6 +29,7 @@ __all__ = [
     "ResponseVerdict",
     "Result",
     "classifier_for",
+    "close_all",
     "is_repeatable",
 ]
 
@@ -132,6 +134,30 @@ class Outcome:
         """Close the response, if it is one; the caller will not return it."""
         if isinstance(self.result, Response):
             await self.result.close()
+
+
+async def close_all(responses: Iterable[Response]) -> None:
+    """Close every one of ``responses`` (none is returned to anyone), even if cancelled meanwhile.
+
+    A strategy closes what it will not return while a cancellation may arrive, or is already
+    propagating and arrives again. ``Response.close()`` finishes its own release before letting
+    a cancellation through; this goes on to close the rest, then re-raises the cancellation
+    (never swallowed). A close that raises does not stop the others either; the first such
+    error is raised once all are done, unless a cancellation is.
+    """
+    cancelled: asyncio.CancelledError | None = None
+    failure: Exception | None = None
+    for response in responses:
+        try:
+            await response.close()
+        except asyncio.CancelledError as error:
+            cancelled = error
+        except Exception as error:
+            failure = failure or error
+    if cancelled is not None:
+        raise cancelled
+    if failure is not None:
+        raise failure
 
 
 def is_repeatable(request: Request, result: Result) -> bool:

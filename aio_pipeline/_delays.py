@@ -19,8 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from ._deadline import _now
+from ._classify import Result
+from ._deadline import LOW_TIMEOUT_THRESHOLD, _now
+from ._errors import DeadlineExceededError
 from ._request import Request
+from ._response import Response
 
 __all__ = [
     "ConstantDelays",
@@ -32,9 +35,9 @@ __all__ = [
     "constant_delays",
     "delay_for",
     "exponential_backoff_delays",
+    "latency_sample",
     "linear_backoff_delays",
     "linear_delays",
-    "observe_latency",
 ]
 
 DelaysProvider: TypeAlias = Callable[[int], float]
@@ -138,7 +141,10 @@ class RequestAttemptDelaysProvider(abc.ABC):
         """Seconds to wait before attempt ``attempt + 1`` of ``request``."""
 
     def observe(self, request: Request, seconds: float) -> None:
-        """An attempt of ``request`` took ``seconds`` (or at least that long, if it was cut short)."""
+        """An attempt of ``request`` took ``seconds`` (or at least that long, if it was cut short).
+
+        Strategies call it for the attempts ``latency_sample`` says are samples, and only those.
+        """
 
 
 @dataclass(eq=False)
@@ -150,8 +156,10 @@ class PercentileBasedRequestAttemptDelaysProvider(RequestAttemptDelaysProvider):
     ``min_samples`` (20) for a key it knows nothing and returns ``max_delay_seconds`` (hedge late
     rather than flood an endpoint it has not measured); otherwise the percentile, clamped to
     ``[min_delay_seconds, max_delay_seconds]`` (0.05 s, 10 s). The same delay applies between
-    every two attempts. Strategies report an attempt cancelled while slower than the winner as
-    "at least this slow", so the percentile does not drift low. ``clock`` defaults to the loop's.
+    every two attempts. Strategies report what ``latency_sample`` says: answers, and attempts
+    cut by their deadline or outrun by a hedge as "at least this slow", so the percentile does
+    not drift low when the endpoint slows down; never instant refusals (an open circuit, an
+    invalid request), which say nothing of the endpoint. ``clock`` defaults to the loop's.
     """
 
     percentile: float = 0.95
@@ -234,7 +242,48 @@ def delay_for(provider: DelaysProvider | RequestAttemptDelaysProvider, request: 
     return provider(attempt)
 
 
-def observe_latency(provider: DelaysProvider | RequestAttemptDelaysProvider, request: Request, seconds: float) -> None:
-    """Tell ``provider`` an attempt's latency, if it learns from them."""
-    if isinstance(provider, RequestAttemptDelaysProvider):
-        provider.observe(request, seconds)
+def latency_sample(
+    request: Request,
+    result: Result | None,
+    *,
+    accepted: bool,
+    started_at: float,
+    elapsed: float,
+    lost_to: float | None = None,
+) -> float | None:
+    """The seconds one attempt tells a latency tracker, or ``None`` when it tells nothing.
+
+    The one rule both strategies follow. ``request`` is the attempt's own (its deadline is the
+    attempt's); ``result`` what it produced, ``None`` when it was cancelled ``elapsed`` seconds
+    after it started at ``started_at`` (loop clock); ``accepted``, the classifier's verdict.
+    Only an attempt that reached the endpoint is a sample, and only when its time says how
+    long the endpoint takes:
+
+    - an accepted response: exactly its latency;
+    - an attempt cut by its deadline, as "at least this slow": a ``DeadlineExceededError`` it
+      raised, or a cancellation that came when less than the low-timeout threshold was left,
+      whoever cancelled (the transport's timer, ``ClientDeadline`` around the strategy, a
+      caller's own timeout at the deadline), provided it had at least that threshold when it
+      started (else the deadline expired before it could be sent);
+    - an attempt cancelled because another answered in ``lost_to`` seconds, once it had run at
+      least that long: also "at least this slow".
+
+    Not samples: a rejected response (a fast 503 is not the time a useful answer takes); any
+    other exception (an open circuit or any ``RejectedError``, an ``InvalidRequestError``: all
+    refused before sending; a network fault, whose time is the fault's); an attempt cancelled
+    for another reason (a caller giving up early says nothing of the endpoint).
+    """
+    if isinstance(result, Response):
+        return elapsed if accepted else None
+    if result is not None and not isinstance(result, DeadlineExceededError):
+        return None
+    deadline = request.deadline
+    if deadline is not None and deadline.deadline_at - started_at < LOW_TIMEOUT_THRESHOLD:
+        return None  # expired before it could be sent
+    if result is not None:
+        return elapsed
+    if deadline is not None and deadline.deadline_at - (started_at + elapsed) < LOW_TIMEOUT_THRESHOLD:
+        return elapsed  # cancelled at its deadline
+    if lost_to is not None and elapsed >= lost_to:
+        return elapsed
+    return None

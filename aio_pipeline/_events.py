@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from ._classify import Outcome, ResponseClassifier, ResponseVerdict, Result
+from ._delays import RequestAttemptDelaysProvider, latency_sample
 from ._pipeline import Handler
 from ._request import Request
 from ._response import Response
@@ -150,9 +151,14 @@ async def run_attempt(
     request: Request,
     classifier: ResponseClassifier | None,
     events: Emitter,
+    latency: RequestAttemptDelaysProvider | None = None,
 ) -> Outcome:
     """Send one attempt, catch what it raises (but never ``CancelledError``), classify it, and
-    report its start and end."""
+    report its start and end: to the hooks, and to the ``latency`` tracker (if any) whatever
+    ``latency_sample`` says the attempt tells, a cancellation at its deadline included.
+
+    A classifier that raises has its exception raised here, the response closed first.
+    """
     loop = asyncio.get_running_loop()
     started = loop.time()
     if events:
@@ -162,8 +168,14 @@ async def run_attempt(
     except Exception as error:
         result = error
     except asyncio.CancelledError:
-        if events:
-            events.emit(AttemptFinished(request, loop.time() - started, None, None, cancelled=True))
+        if events or latency is not None:
+            elapsed = loop.time() - started
+            if events:
+                events.emit(AttemptFinished(request, elapsed, None, None, cancelled=True))
+            if latency is not None:
+                seconds = latency_sample(request, None, accepted=False, started_at=started, elapsed=elapsed)
+                if seconds is not None:
+                    latency.observe(request, seconds)
         raise
     elapsed = loop.time() - started
     try:
@@ -174,4 +186,10 @@ async def run_attempt(
         raise
     if events:
         events.emit(AttemptFinished(request, elapsed, result, verdict))
+    if latency is not None:
+        seconds = latency_sample(
+            request, result, accepted=verdict is ResponseVerdict.ACCEPT, started_at=started, elapsed=elapsed
+        )
+        if seconds is not None:
+            latency.observe(request, seconds)
     return Outcome(request, result, verdict, started, elapsed)

@@ -6,8 +6,18 @@ classifier calls final stops new attempts, but running ones may still win), unle
 rejection carries ``Retry-After``: then no attempt starts before it (nor at all when it asks for
 more than the time left). Each extra attempt spends from the retry budget. All attempts run as
 tasks of one ``TaskGroup`` inside the call (they copy the caller's contextvars); when the call
-returns or is cancelled, every other attempt has been cancelled and awaited and every response
-but the returned one closed, so nothing outlives it.
+returns, raises or is cancelled, every other attempt has been cancelled and awaited and every
+response but the returned one closed, so nothing outlives it. A call cancelled (by its caller,
+or by ``ClientDeadline``) after a response was chosen closes that one too, and a cancellation
+arriving again while responses are being closed does not stop the others being closed.
+
+A classifier that raises has its own exception raised, as ``SequentialStrategy`` does, never an
+``ExceptionGroup``. An attempt that ends cancelled though the race did not cancel it (a library
+cancelling its own task) failed without a verdict: it counts as a ``TransportError`` (it may or
+may not have reached the server), tried again as any failure is, and a caller nobody cancelled
+never sees a ``CancelledError``. A learning ``delays_provider`` is told what each attempt says
+of the endpoint's latency, as ``latency_sample`` rules: the winner's time, and attempts cut by
+the deadline (whoever cancelled the call) or outrun by the winner as "at least this slow".
 """
 
 from __future__ import annotations
@@ -19,16 +29,16 @@ from dataclasses import dataclass, field
 
 from aio_pipeline._budget import RetryBudget, budget_for
 from aio_pipeline._checks import check_kind, check_strategy_options
-from aio_pipeline._classify import Outcome, ResponseClassifier, classifier_for, is_repeatable
+from aio_pipeline._classify import Outcome, ResponseClassifier, classifier_for, close_all, is_repeatable
 from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD
 from aio_pipeline._delays import (
     DelaysProvider,
     RequestAttemptDelaysProvider,
     delay_for,
+    latency_sample,
     linear_backoff_delays,
-    observe_latency,
 )
-from aio_pipeline._errors import DeadlineExceededError
+from aio_pipeline._errors import TransportError
 from aio_pipeline._events import (
     BudgetExhausted,
     Emitter,
@@ -56,14 +66,16 @@ class ParallelStrategy:
     """Up to ``attempts_count`` (3) overlapping attempts of one call.
 
     ``delays_provider`` (default ``linear_backoff_delays()``; a
-    ``PercentileBasedRequestAttemptDelaysProvider`` hedges at observed latency) spaces them.
+    ``PercentileBasedRequestAttemptDelaysProvider`` hedges at observed latency, learnt from the
+    attempts as ``latency_sample`` rules) spaces them.
     Only idempotent requests are hedged; others get one attempt, repeated only after a failure
     that proves it never left the machine. Extra attempts spend from ``budget`` (its own, else
     the request's) and from ``hedge_budget`` if given (a cap on this strategy's extra load, e.g.
     ``RetryBudget(ratio=0.05)``); when either is spent, no more start. ``hedge_priority`` (e.g.
     ``Priority.LOW``) is sent with hedges. ``classifier`` judges outcomes (default: the client's,
-    carried by the request, else ``DefaultResponseClassifier()``). ``Retry-After`` is honoured up to ``max_retry_after``
-    (30 s). No attempt starts with less than the low-timeout threshold left of the deadline.
+    carried by the request, else ``DefaultResponseClassifier()``). ``Retry-After`` is honoured up
+    to ``max_retry_after`` (30 s). No attempt starts with less than the low-timeout threshold
+    left of the deadline.
     """
 
     attempts_count: int = 3
@@ -100,24 +112,38 @@ def parallel_strategy(
     )
 
 
+class _Attempt:
+    """One attempt of a race: its request, when the race started it, its task, how it ended."""
+
+    __slots__ = ("error", "outcome", "request", "started_at", "task")
+
+    def __init__(self, request: Request, started_at: float) -> None:
+        self.request = request
+        self.started_at = started_at
+        self.task: asyncio.Task[None] | None = None
+        self.outcome: Outcome | None = None  # set when it finishes, whether or not the race looks
+        self.error: Exception | None = None  # what the classifier raised, judging it
+
+
 class _Race:
     """The state of one hedged call; it lives exactly as long as the call."""
 
     __slots__ = (
+        "_attempts",
         "_budgets",
         "_call_next",
         "_classifier",
+        "_cut_at",
         "_events",
         "_group",
         "_last",
         "_loop",
+        "_lost_to",
         "_next_start",
         "_not_before",
         "_request",
-        "_started_at",
         "_stopped",
         "_strategy",
-        "_tasks",
     )
 
     def __init__(self, strategy: ParallelStrategy, request: Request, call_next: Handler[Request, Response]) -> None:
@@ -130,35 +156,47 @@ class _Race:
         own = budget_for(strategy.budget, request)
         self._budgets = [budget for budget in (own, strategy.hedge_budget) if budget is not None]
         self._group: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[Outcome]] = []
-        self._started_at: list[float] = []
+        self._attempts: list[_Attempt] = []
         self._next_start = math.inf  # loop time at which the next attempt is due
         self._not_before = -math.inf  # the server's Retry-After pushback
         self._stopped = False
         self._last: Outcome | None = None  # the latest rejected outcome, returned if none wins
+        self._cut_at = math.nan  # loop time at which the race cut the attempts still running
+        self._lost_to: float | None = None  # the winner's latency, when one won
 
     async def run(self) -> Response:
         for budget in self._budgets:
             budget.deposit()
-        returned: Outcome | None = None
+        chosen: Outcome | None = None
+        failure: Exception | None = None
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                self._start()
-                returned = await self._race()
-                if returned.accepted:
-                    self._observe_losers(returned)
-                for task in self._tasks:
-                    task.cancel()  # the group awaits them before the call returns
-        finally:
-            # Also on cancellation: a loser may have finished with a response before its cancel.
-            for task in self._tasks:
-                if task.done() and not task.cancelled() and task.exception() is None:
-                    outcome = task.result()
-                    if outcome is not returned:
-                        await outcome.discard()
-        assert returned is not None
-        return returned.unwrap()
+                try:
+                    self._start()
+                    chosen = await self._race()
+                except Exception as error:
+                    # A classifier or delays provider that raises: raised below as it is, as
+                    # SequentialStrategy does, not wrapped in the group's ExceptionGroup.
+                    failure = error
+                finally:
+                    self._cut_at = self._loop.time()  # whatever ended the race cut what still runs
+                if chosen is not None and chosen.accepted and isinstance(chosen.result, Response):
+                    self._lost_to = chosen.elapsed
+                for attempt in self._attempts:
+                    assert attempt.task is not None
+                    attempt.task.cancel()  # the group awaits them before the call goes on
+        except BaseException:
+            # Cancelled (by the caller, or ClientDeadline's timer) while racing or while the
+            # losers were being cancelled and awaited: nothing is returned, so every response
+            # held is closed, the chosen one and the latest rejected one included.
+            await self._finish(None)
+            raise
+        await self._finish(chosen)
+        if chosen is None:
+            assert failure is not None
+            raise failure
+        return chosen.unwrap()
 
     async def _race(self) -> Outcome:
         while True:
@@ -167,7 +205,9 @@ class _Race:
             if can_start and now >= self._next_start - _EARLY:
                 self._start()
                 continue
-            running = [task for task in self._tasks if not task.done()]
+            running = [
+                attempt.task for attempt in self._attempts if attempt.task is not None and not attempt.task.done()
+            ]
             timeout = self._next_start - now if can_start else None
             if not running:
                 if timeout is None:
@@ -176,44 +216,73 @@ class _Race:
                 await asyncio.sleep(timeout)  # only when waiting out a Retry-After
                 continue
             done, _ = await asyncio.wait(running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finished = sorted((task.result() for task in done), key=lambda outcome: outcome.request.attempt)
+            finished = [self._ended(attempt) for attempt in self._attempts if attempt.task in done]  # by attempt
             for outcome in finished:
                 if outcome.accepted and isinstance(outcome.result, Response):
                     return outcome
             for outcome in finished:
                 await self._settle(outcome)
 
+    def _ended(self, attempt: _Attempt) -> Outcome:
+        """How a finished attempt ended. The race cancels no attempt while it runs, so one that
+        ended cancelled was cancelled by something else (a library cancelling its own task): it
+        failed without a verdict, as a ``TransportError`` (it may or may not have reached the
+        server), and the caller, whom nobody cancelled, does not see a ``CancelledError``."""
+        if attempt.error is not None:
+            raise attempt.error  # the classifier's own exception (its response is closed)
+        if attempt.outcome is None:
+            assert attempt.task is not None
+            try:
+                attempt.task.result()  # only a CancelledError gets here (or a BaseException, raised)
+            except asyncio.CancelledError as cancelled:
+                error = TransportError(
+                    f"attempt {attempt.request.attempt} was cancelled, not by the hedging race", request=attempt.request
+                )
+                error.__cause__ = cancelled
+                elapsed = self._loop.time() - attempt.started_at
+                attempt.outcome = Outcome(attempt.request, error, None, attempt.started_at, elapsed)
+        assert attempt.outcome is not None
+        return attempt.outcome
+
+    async def _run(self, attempt: _Attempt) -> None:
+        """One attempt's task. It never fails (a failure would cancel the whole group and come
+        out as an ExceptionGroup): what it ends with is left on ``attempt`` for the race."""
+        try:
+            attempt.outcome = await run_attempt(self._call_next, attempt.request, self._classifier, self._events)
+        except Exception as error:  # only a classifier raises out of run_attempt
+            attempt.error = error
+
     def _can_start(self) -> bool:
-        if self._stopped or len(self._tasks) >= self._strategy.attempts_count or self._next_start == math.inf:
+        if self._stopped or len(self._attempts) >= self._strategy.attempts_count or self._next_start == math.inf:
             return False
         deadline = self._request.deadline
         return deadline is None or self._next_start <= deadline.deadline_at - LOW_TIMEOUT_THRESHOLD
 
     def _start(self) -> None:
-        attempt = len(self._tasks) + 1
-        running = any(not task.done() for task in self._tasks)
-        kind = "first" if attempt == 1 else "hedge" if running else "retry"
+        number = len(self._attempts) + 1
+        running = any(attempt.task is not None and not attempt.task.done() for attempt in self._attempts)
+        kind = "first" if number == 1 else "hedge" if running else "retry"
         self._next_start = math.inf
         request = self._request
-        if attempt > 1:
+        if number > 1:
             if request.deadline is not None and request.deadline.timeout < LOW_TIMEOUT_THRESHOLD:
                 self._stopped = True
                 return
-            if not self._withdraw(attempt, kind):
+            if not self._withdraw(number, kind):
                 return
         priority = self._strategy.hedge_priority if kind == "hedge" else None
         attempt_request = request.replace(
-            attempt=attempt, attempt_kind=kind, priority=priority if priority is not None else request.priority
+            attempt=number, attempt_kind=kind, priority=priority if priority is not None else request.priority
         )
         now = self._loop.time()
         if kind == "hedge" and self._events:
-            self._events.emit(HedgeStarted(attempt_request, now - self._started_at[-1]))
-        self._started_at.append(now)
+            self._events.emit(HedgeStarted(attempt_request, now - self._attempts[-1].started_at))
+        attempt = _Attempt(attempt_request, now)
+        self._attempts.append(attempt)
         assert self._group is not None
-        coroutine = run_attempt(self._call_next, attempt_request, self._classifier, self._events)
-        self._tasks.append(self._group.create_task(coroutine, name=f"aio_pipeline attempt {attempt}"))
-        if request.is_idempotent and attempt < self._strategy.attempts_count:
-            delay = delay_for(self._strategy.delays_provider, request, attempt)
+        attempt.task = self._group.create_task(self._run(attempt), name=f"aio_pipeline attempt {number}")
+        if request.is_idempotent and number < self._strategy.attempts_count:
+            delay = delay_for(self._strategy.delays_provider, request, number)
             self._next_start = max(now + (delay if delay > 0 else 0.0), self._not_before)
 
     def _withdraw(self, attempt: int, kind: str) -> bool:
@@ -229,12 +298,10 @@ class _Race:
     async def _settle(self, outcome: Outcome) -> None:
         """Take in an outcome that does not win: a rejection, or a final error (an open circuit,
         say), which stops new attempts but lets running ones finish, as they may still win."""
-        if isinstance(outcome.result, DeadlineExceededError):
-            observe_latency(self._strategy.delays_provider, self._request, outcome.elapsed)  # at least this slow
         if self._last is not None:
             await self._last.discard()  # only the latest outcome may be returned
         self._last = outcome
-        if self._stopped or len(self._tasks) >= self._strategy.attempts_count:
+        if self._stopped or len(self._attempts) >= self._strategy.attempts_count:
             return
         if outcome.accepted or not is_repeatable(self._request, outcome.result):
             self._stopped = True
@@ -258,16 +325,55 @@ class _Race:
                 self._events.emit(RetryAfterHonoured(outcome.request, plan.retry_after, plan.delay))
         self._next_start = max(now + plan.delay, self._not_before)
         if self._events:
-            self._events.emit(RetryScheduled(outcome.request, len(self._tasks) + 1, self._next_start - now))
+            self._events.emit(RetryScheduled(outcome.request, len(self._attempts) + 1, self._next_start - now))
 
-    def _observe_losers(self, winner: Outcome) -> None:
-        """Feed the latency-learning provider: the winner's time, and each attempt still running
-        that has already taken longer than the winner, as "at least this slow"."""
+    async def _finish(self, keep: Outcome | None) -> None:
+        """After the group: tell the latency tracker what the attempts say, then close every
+        response but ``keep``'s (the one returned), each to its end even if the call is cancelled
+        meanwhile. If that is interrupted (cancelled, or a close failed), ``keep``'s will not be
+        returned after all, so it is closed too."""
         provider = self._strategy.delays_provider
-        if not isinstance(provider, RequestAttemptDelaysProvider):
-            return
-        provider.observe(self._request, winner.elapsed)
-        now = self._loop.time()
-        for task, started in zip(self._tasks, self._started_at, strict=True):
-            if not task.done() and now - started >= winner.elapsed:
-                provider.observe(self._request, now - started)
+        if isinstance(provider, RequestAttemptDelaysProvider):
+            self._observe(provider)
+        held = [
+            attempt.outcome.result
+            for attempt in self._attempts
+            if attempt.outcome is not None
+            and attempt.outcome is not keep
+            and isinstance(attempt.outcome.result, Response)
+        ]
+        try:
+            await close_all(held)
+        except BaseException:
+            if keep is not None and isinstance(keep.result, Response):
+                await close_all((keep.result,))
+            raise
+
+    def _observe(self, provider: RequestAttemptDelaysProvider) -> None:
+        """Each attempt's latency, as ``latency_sample`` rules: a finished one by its outcome; one
+        the race cut (it had not finished when the race ended) at ``_cut_at``, when a winner
+        outran it or the deadline had come, whoever cancelled the call."""
+        for attempt in self._attempts:
+            outcome = attempt.outcome
+            if outcome is not None:
+                seconds = latency_sample(
+                    outcome.request,
+                    outcome.result,
+                    accepted=outcome.accepted,
+                    started_at=outcome.started_at,
+                    elapsed=outcome.elapsed,
+                )
+            elif attempt.error is None:
+                elapsed = self._cut_at - attempt.started_at
+                seconds = latency_sample(
+                    attempt.request,
+                    None,
+                    accepted=False,
+                    started_at=attempt.started_at,
+                    elapsed=elapsed,
+                    lost_to=self._lost_to,
+                )
+            else:
+                seconds = None
+            if seconds is not None:
+                provider.observe(self._request, seconds)

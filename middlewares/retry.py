@@ -16,14 +16,7 @@ from aio_pipeline._budget import RetryBudget, budget_for
 from aio_pipeline._checks import check_strategy_options
 from aio_pipeline._classify import Outcome, ResponseClassifier, classifier_for, is_repeatable
 from aio_pipeline._deadline import Deadline
-from aio_pipeline._delays import (
-    DelaysProvider,
-    RequestAttemptDelaysProvider,
-    delay_for,
-    linear_backoff_delays,
-    observe_latency,
-)
-from aio_pipeline._errors import DeadlineExceededError
+from aio_pipeline._delays import DelaysProvider, RequestAttemptDelaysProvider, delay_for, linear_backoff_delays
 from aio_pipeline._events import (
     BudgetExhausted,
     Emitter,
@@ -83,7 +76,10 @@ class SequentialStrategy:
     failure proves it never left the machine); the wait would leave less than the low-timeout
     threshold of the deadline; or the retry ``budget`` (its own, else the request's) is spent.
     Each attempt's deadline comes from ``deadline_provider`` (default: the whole remainder;
-    ``split_deadline_between_attempts()`` to share it) and is never later than the call's.
+    ``split_deadline_between_attempts()`` to share it) and is never later than the call's. A
+    learning ``delays_provider`` (a ``RequestAttemptDelaysProvider``) is told each attempt's
+    latency as ``latency_sample`` rules: answers, and attempts cut by their deadline, whoever
+    cancelled them, as "at least this slow"; never instant refusals.
     """
 
     attempts_count: int = 3
@@ -110,13 +106,13 @@ class SequentialStrategy:
         budget = budget_for(self.budget, request)
         events = Emitter(self.event_hooks, request)
         classifier = classifier_for(self.classifier, request)
+        # A learning delays provider is told what each attempt says of the endpoint's latency.
+        latency = self.delays_provider if isinstance(self.delays_provider, RequestAttemptDelaysProvider) else None
         if budget is not None:
             budget.deposit()
         attempt = 1
         while True:
-            outcome = await run_attempt(call_next, self._attempt_request(request, attempt), classifier, events)
-            if outcome.accepted or isinstance(outcome.result, DeadlineExceededError):
-                observe_latency(self.delays_provider, request, outcome.elapsed)
+            outcome = await run_attempt(call_next, self._attempt_request(request, attempt), classifier, events, latency)
             plan = self._plan(request, outcome, events)
             if plan is None or plan.delay is None:
                 return outcome.unwrap()

@@ -9,7 +9,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aio_pipeline import get, post
+from aio_pipeline import (
+    CircuitOpenError,
+    ConnectError,
+    Deadline,
+    DeadlineExceededError,
+    InvalidRequestError,
+    OverloadedError,
+    Response,
+    TransportError,
+    get,
+    post,
+)
+from aio_pipeline._classify import Result
 from aio_pipeline._delays import (
     ConstantDelays,
     ExponentialBackoffDelays,
@@ -18,9 +30,9 @@ from aio_pipeline._delays import (
     constant_delays,
     delay_for,
     exponential_backoff_delays,
+    latency_sample,
     linear_backoff_delays,
     linear_delays,
-    observe_latency,
 )
 
 
@@ -187,10 +199,60 @@ def test_bad_observations_are_ignored(bad: float) -> None:
     assert provider.sample_count(get("x")) == 0
 
 
-def test_delay_for_and_observe_latency_dispatch_on_the_provider_kind() -> None:
+def test_delay_for_dispatches_on_the_provider_kind() -> None:
     plain = constant_delays(delay=0.3)
     learning = percentile_provider(Clock(), min_samples=1)
+    learning.observe(get("x"), 0.2)
     assert delay_for(plain, get("x"), 1) == 0.3
-    observe_latency(plain, get("x"), 0.2)  # plain providers do not learn: no error
-    observe_latency(learning, get("x"), 0.2)
     assert delay_for(learning, get("x"), 1) == 0.2
+
+
+# --- latency_sample: what one attempt tells a latency tracker --------------------------------------
+
+# An attempt started at 10.0 (loop clock) with a deadline at 10.3.
+STARTED = 10.0
+WITH_DEADLINE = get("x").replace(deadline=Deadline(10.3))
+
+
+@pytest.mark.parametrize(
+    ("result", "accepted", "elapsed", "expected"),
+    [
+        (Response(200), True, 0.12, 0.12),  # an answer: exactly its latency
+        (Response(404), True, 0.12, 0.12),  # accepted, so a useful answer
+        (Response(503), False, 0.01, None),  # a rejection is not how long an answer takes
+        (DeadlineExceededError("no response"), False, 0.3, 0.3),  # cut by its deadline: at least
+        (CircuitOpenError("open", retry_after=1.0), True, 0.0, None),  # refused before sending
+        (OverloadedError("shed", retry_after=1.0), True, 0.0, None),
+        (InvalidRequestError("bad URL"), True, 0.0, None),
+        (ConnectError("refused"), False, 0.002, None),  # a fault: its time is the fault's
+        (TransportError("reset"), False, 0.2, None),
+        (ValueError("a bug"), True, 0.0, None),
+        (None, False, 0.3, 0.3),  # cancelled at its deadline, whoever cancelled it
+        (None, False, 0.2985, 0.2985),  # ... or within the low-timeout threshold of it
+        (None, False, 0.1, None),  # cancelled well before it: a caller giving up says nothing
+    ],
+)
+def test_defect_04_the_one_rule_of_what_an_attempt_tells_a_latency_tracker(
+    result: Result | None, accepted: bool, elapsed: float, expected: float | None
+) -> None:
+    seconds = latency_sample(WITH_DEADLINE, result, accepted=accepted, started_at=STARTED, elapsed=elapsed)
+    assert seconds == expected
+
+
+@pytest.mark.parametrize("result", [DeadlineExceededError("deadline expired before sending"), None])
+def test_defect_04_an_attempt_whose_deadline_expired_before_it_could_be_sent_is_no_sample(
+    result: Result | None,
+) -> None:
+    expired = get("x").replace(deadline=Deadline(STARTED + 0.004))  # under the 5 ms threshold
+    assert latency_sample(expired, result, accepted=False, started_at=STARTED, elapsed=0.004) is None
+
+
+def test_a_hedging_loser_is_a_sample_once_it_has_run_as_long_as_the_winner_took() -> None:
+    no_deadline = get("x")
+    assert latency_sample(no_deadline, None, accepted=False, started_at=STARTED, elapsed=0.2, lost_to=0.15) == 0.2
+    assert latency_sample(no_deadline, None, accepted=False, started_at=STARTED, elapsed=0.1, lost_to=0.15) is None
+    assert latency_sample(no_deadline, None, accepted=False, started_at=STARTED, elapsed=5.0) is None
+    # With no deadline a DeadlineExceededError is someone's own timeout (a user's per-attempt
+    # scope): still cut at that time.
+    cut = DeadlineExceededError("per-attempt timeout")
+    assert latency_sample(no_deadline, cut, accepted=False, started_at=STARTED, elapsed=0.5) == 0.5

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from aio_pipeline import ConnectError, Request, Response, get
+from aio_pipeline import ConnectError, Deadline, Request, RequestAttemptDelaysProvider, Response, get
 from aio_pipeline._classify import DefaultResponseClassifier, ResponseClassifier, ResponseVerdict
 from aio_pipeline._events import (
     EVENT_HOOKS_EXTENSION,
@@ -118,3 +118,36 @@ async def test_a_broken_classifier_does_not_leak_the_response() -> None:
     with pytest.raises(ZeroDivisionError):
         await run_attempt(answer, get("x"), Broken(), Emitter((), get("x")))
     assert response.closed
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_run_attempt_tells_the_latency_tracker_what_latency_sample_rules() -> None:
+    class Recorder(RequestAttemptDelaysProvider):
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def __call__(self, request: Request, attempt: int) -> float:
+            return 0.0
+
+        def observe(self, request: Request, seconds: float) -> None:
+            self.seen.append(round(seconds, 6))
+
+    async def answers(request: Request) -> Response:
+        await asyncio.sleep(0.25)
+        return Response(200)
+
+    async def hangs(request: Request) -> Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    recorder = Recorder()
+    classifier, events = DefaultResponseClassifier(), Emitter((), get("x"))
+    await run_attempt(answers, get("x"), classifier, events, recorder)
+    deadline = Deadline.from_timeout(0.5)
+    for cut_after in (0.5, 0.1):  # at its deadline (a sample), then long before it (none)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(cut_after):
+                await run_attempt(hangs, get("x").replace(deadline=deadline), classifier, events, recorder)
+        deadline = Deadline.from_timeout(0.5)
+    assert recorder.seen == [0.25, 0.5]

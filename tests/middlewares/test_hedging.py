@@ -4,6 +4,7 @@ how losers are cancelled and closed, Retry-After, the budget, idempotency, deadl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +24,7 @@ from aio_pipeline import (
     post,
 )
 from aio_pipeline._budget import RetryBudget
+from aio_pipeline._classify import DefaultResponseClassifier, ResponseVerdict
 from aio_pipeline._delays import (
     PercentileBasedRequestAttemptDelaysProvider,
     constant_delays,
@@ -39,6 +41,7 @@ from aio_pipeline._events import (
     RetryScheduled,
 )
 from aio_pipeline.transports.fake import FakeTransport, Step
+from middlewares.deadline import ClientDeadline
 from middlewares.hedging import ParallelStrategy, parallel_strategy
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
@@ -296,6 +299,176 @@ async def test_a_timeout_around_the_call_leaves_nothing_behind() -> None:
         async with asyncio.timeout(0.5):
             await Pipeline(transport, [ParallelStrategy(2, constant_delays(delay=1))])(get("x"))
     assert t.closed == [1] and t.cancelled == [2]
+    assert_no_tasks_left()
+
+
+def slow_to_let_go(t: Tracked, tag: int, cleanup: float) -> Step:
+    """Hangs; once cancelled it takes ``cleanup`` seconds to let go, however often it is
+    cancelled meanwhile, as a transport releasing its connection under a shield does (httpx)."""
+
+    async def step(request: Request) -> Response:
+        try:
+            await asyncio.sleep(HANG)
+        except asyncio.CancelledError:
+            t.cancelled.append(tag)
+            end = now() + cleanup
+            while now() < end:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(end - now())
+            raise
+        raise AssertionError("unreachable")
+
+    return step
+
+
+async def test_defect_03_hedging_closes_the_chosen_response_when_cancelled() -> None:
+    t = Tracked()
+    transport = FakeTransport([slow_to_let_go(t, 1, cleanup=0.2), t.after(0.05, 200, 2)])
+    call = asyncio.create_task(send(Pipeline(transport, [ParallelStrategy(2, constant_delays(delay=0.1))]), get("x")))
+    start = now()
+    # The hedge wins at 0.15 and attempt 1 is cancelled, which takes it until 0.35 to let go;
+    # the caller gives up at 0.2, while the race awaits it.
+    asyncio.get_running_loop().call_at(start + 0.2, call.cancel)
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert t.cancelled == [1] and t.closed == [2]  # the chosen response, never returned, is closed
+    assert now() - start == pytest.approx(0.35)
+    assert_no_tasks_left()
+
+
+async def test_defect_03_hedging_closes_the_chosen_response_when_the_client_deadline_fires() -> None:
+    t = Tracked()
+    transport = FakeTransport([slow_to_let_go(t, 1, cleanup=0.2), t.after(0.05, 200, 2)])
+    strategy = ParallelStrategy(2, constant_delays(delay=0.1))
+    with pytest.raises(DeadlineExceededError):  # at 0.2, while attempt 1 is letting go
+        await Pipeline(transport, [ClientDeadline(timeout=0.2), strategy])(get("x"))
+    assert t.cancelled == [1] and t.closed == [2]
+    assert_no_tasks_left()
+
+
+async def test_defect_03_hedging_closes_the_chosen_response_when_cancelled_while_closing_a_loser() -> None:
+    t = Tracked()
+    closing: list[int] = []
+
+    async def answers_despite_its_cancellation(request: Request) -> Response:
+        async def slow_close() -> None:
+            closing.append(1)
+            await asyncio.sleep(0.1)
+
+        try:
+            await asyncio.sleep(HANG)
+        except asyncio.CancelledError:
+            return Response(200, on_close=slow_close)
+        raise AssertionError("unreachable")
+
+    transport = FakeTransport([answers_despite_its_cancellation, t.after(0.05, 200, 2)])
+    call = asyncio.create_task(send(Pipeline(transport, [ParallelStrategy(2, constant_delays(delay=0.1))]), get("x")))
+    start = now()
+    # The hedge wins at 0.15; the loser answers anyway, and closing it takes until 0.25; the
+    # caller gives up at 0.2, so the chosen response will not be returned either.
+    asyncio.get_running_loop().call_at(start + 0.2, call.cancel)
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert closing == [1] and t.closed == [2]
+    assert_no_tasks_left()
+
+
+async def test_cancelled_while_racing_the_latest_rejected_response_is_closed() -> None:
+    t = Tracked()
+    transport = FakeTransport([t.after(0.05, 503, 1), t.after(HANG, 200, 2)])
+    call = asyncio.create_task(send(Pipeline(transport, [ParallelStrategy(2, constant_delays(delay=1))]), get("x")))
+    await asyncio.sleep(0.1)  # attempt 1 was rejected at 0.05 and is held; its retry hangs
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert t.closed == [1] and t.cancelled == [2]
+    assert_no_tasks_left()
+
+
+async def test_also_check_2_a_second_cancellation_during_cleanup_still_closes_every_response() -> None:
+    closing: list[int] = []
+
+    def slow_to_close(status: int, tag: int) -> Response:
+        async def on_close() -> None:
+            closing.append(tag)
+            await asyncio.sleep(0.1)  # a release that takes a while (a graceful connection close)
+
+        return Response(status, on_close=on_close)
+
+    async def rejected(request: Request) -> Response:
+        await asyncio.sleep(0.05)
+        return slow_to_close(503, 1)
+
+    async def answers_despite_its_cancellation(request: Request) -> Response:
+        try:
+            await asyncio.sleep(HANG)
+        except asyncio.CancelledError:
+            return slow_to_close(200, 2)
+        raise AssertionError("unreachable")
+
+    transport = FakeTransport([rejected, answers_despite_its_cancellation])
+    call = asyncio.create_task(send(Pipeline(transport, [ParallelStrategy(2, constant_delays(delay=1))]), get("x")))
+    await asyncio.sleep(0.1)  # attempt 1's 503 is held; its retry (attempt 2) is running
+    call.cancel()  # the race cancels attempt 2, which answers anyway; cleanup closes both
+    await asyncio.sleep(0.05)
+    assert closing == [1]  # the first close is under way...
+    call.cancel()  # ... when a second cancellation comes
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert closing == [1, 2]  # every response was closed, and the cancellation still propagated
+    assert_no_tasks_left()
+
+
+async def test_also_check_3_an_attempt_cancelled_by_someone_else_is_a_failed_attempt() -> None:
+    """An attempt task can end cancelled though the race did not cancel it: a library cancels its
+    own task and lets the CancelledError out. The caller, whom nobody cancelled, must not see a
+    CancelledError: the attempt failed without a verdict, as a TransportError (it may or may not
+    have reached the server), and is tried again, as any failure, if the request is idempotent."""
+
+    async def cancelled_from_within(request: Request) -> Response:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(0)
+        raise AssertionError("unreachable")
+
+    seen: list[Event] = []
+    strategy = ParallelStrategy(3, constant_delays(delay=0.1), event_hooks=[seen.append])
+    response, transport = await run(strategy, cancelled_from_within, Response(200))
+    assert response.status == 200
+    assert [s.request.attempt_kind for s in transport.sent] == ["first", "retry"]
+    assert [(e.request.attempt, e.cancelled) for e in seen if isinstance(e, AttemptFinished)] == [(1, True), (2, False)]
+
+    with pytest.raises(TransportError, match="not by the hedging race") as raised:  # a POST is not sent again
+        await run(ParallelStrategy(3, constant_delays(delay=0.1)), cancelled_from_within, request=post("x"))
+    assert isinstance(raised.value.__cause__, asyncio.CancelledError)
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    assert_no_tasks_left()
+
+
+# --- a broken classifier -----------------------------------------------------------------------
+
+
+async def test_defect_07_a_raising_classifier_raises_its_own_error_under_hedging() -> None:
+    class Broken(DefaultResponseClassifier):
+        def classify(self, response: Response) -> ResponseVerdict:
+            if response.status == 200:
+                raise ValueError("classifier bug")
+            return super().classify(response)
+
+    t = Tracked()
+    # Attempt 1 is rejected at 0.05 and retried at once (attempt 2, which hangs); the hedge at
+    # 0.15 answers at 0.2, and judging it raises.
+    transport = FakeTransport([t.after(0.05, 503, 1), t.after(HANG, 200, 2), t.after(0.05, 200, 3)])
+    pipeline = Pipeline(transport, [ParallelStrategy(3, constant_delays(delay=0.1), classifier=Broken())])
+    caught: BaseException | None = None
+    try:
+        await pipeline(get("x"))
+    except ValueError as error:  # the error itself, as SequentialStrategy raises it: no ExceptionGroup
+        caught = error
+    assert type(caught) is ValueError and str(caught) == "classifier bug"
+    assert sorted(t.closed) == [1, 3] and t.cancelled == [2]  # nothing leaks
     assert_no_tasks_left()
 
 
