@@ -387,11 +387,13 @@ async def test_cancelled_while_racing_the_latest_rejected_response_is_closed() -
 
 async def test_also_check_2_a_second_cancellation_during_cleanup_still_closes_every_response() -> None:
     closing: list[int] = []
+    closed: list[int] = []
 
     def slow_to_close(status: int, tag: int) -> Response:
         async def on_close() -> None:
             closing.append(tag)
             await asyncio.sleep(0.1)  # a release that takes a while (a graceful connection close)
+            closed.append(tag)
 
         return Response(status, on_close=on_close)
 
@@ -415,7 +417,9 @@ async def test_also_check_2_a_second_cancellation_during_cleanup_still_closes_ev
     call.cancel()  # ... when a second cancellation comes
     with pytest.raises(asyncio.CancelledError):
         await call
-    assert closing == [1, 2]  # every response was closed, and the cancellation still propagated
+    # Every response was closed, each to its end (Response.close finishes a release it began),
+    # and the cancellation still propagated.
+    assert closing == [1, 2] and closed == [1, 2]
     assert_no_tasks_left()
 
 
