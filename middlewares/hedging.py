@@ -342,6 +342,8 @@ class _Race:
             and attempt.outcome is not keep
             and isinstance(attempt.outcome.result, Response)
         ]
+        if not held:  # the usual case: the winner was the only response
+            return
         try:
             await close_all(held)
         except BaseException:
