@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import contextlib
+import cProfile
 import json
 import pstats
 import subprocess
@@ -293,7 +293,9 @@ def main() -> None:
 
     _quiet_structlog()  # ClientLog renders its events, as in production, into /dev/null
     logging.getLogger("aio_request").setLevel(logging.CRITICAL)
-    server = subprocess.Popen([sys.executable, "-m", "benchmarks.server", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.server", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[1])
