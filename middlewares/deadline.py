@@ -4,7 +4,10 @@
 user middlewares, every attempt and every wait between attempts. ``ServerDeadline`` reads the
 caller's ``X-Request-Timeout``, refuses work that can no longer finish, and hands the deadline
 to the handler through the context, so every call the handler makes inherits it. Both raise
-``DeadlineExceededError``; on the server the adapter turns it into a 408.
+``DeadlineExceededError``; on the server the adapter turns it into a 408. A request the server
+refuses before its handler runs raises ``DeadlineRejectedError``, which is also a
+``RejectedError``: observers count it as rejected, and a handler that ran and was cancelled at
+its deadline (``cancel_on_timeout``) as a request that timed out, not as a rejection.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ from typing import Any, TypeVar
 
 from aio_pipeline._context import get_context, set_context
 from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, parse_timeout, within
-from aio_pipeline._errors import DeadlineExceededError
+from aio_pipeline._errors import DeadlineExceededError, RejectedError
 from aio_pipeline._pipeline import Handler
 from aio_pipeline._request import Request
 from aio_pipeline._response import Response
 from aio_pipeline._wire import TIMEOUT_HEADER, InboundRequest
 
-__all__ = ["ClientDeadline", "ServerDeadline", "earliest", "inbound_timeout"]
+__all__ = ["ClientDeadline", "DeadlineRejectedError", "ServerDeadline", "earliest", "inbound_timeout"]
 
 InboundT = TypeVar("InboundT", bound=InboundRequest)
 ResponseT = TypeVar("ResponseT")
@@ -108,6 +111,13 @@ class ClientDeadline:
             return await call_next(request)
 
 
+class DeadlineRejectedError(DeadlineExceededError, RejectedError):
+    """``ServerDeadline`` refused the request before its handler ran: it arrived expired, or with
+    less than ``low_timeout_threshold`` left. A ``DeadlineExceededError`` (so it is answered as
+    one, 408 by default) and a ``RejectedError`` (refused before any work was done), which is how
+    metrics and logs tell it from a handler cancelled at its deadline; ``retry_after`` is 0."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerDeadline:
     """The deadline of an inbound request, read from ``X-Request-Timeout``, for the handler.
@@ -115,10 +125,11 @@ class ServerDeadline:
     The header is read by ``inbound_timeout``: a request without a usable value gets the
     per-handler default (from ``handler_timeout``) or ``timeout``; a client's value is capped
     by ``max_timeout``. A request with less than ``low_timeout_threshold`` left (an expired
-    one included) is refused with ``DeadlineExceededError`` and the handler never runs.
+    one included) is refused with ``DeadlineRejectedError`` and the handler never runs.
     Otherwise the handler runs with the deadline in the context (``get_context().deadline``),
     inherited by every call it makes. With ``cancel_on_timeout`` the handler is also cancelled
-    when the deadline passes, and ``DeadlineExceededError`` raised.
+    when the deadline passes, and a plain ``DeadlineExceededError`` raised: it ran, so it was
+    not rejected.
 
     Options:
         timeout: seconds for a request that carries no deadline; default 20.
@@ -158,7 +169,7 @@ class ServerDeadline:
         if seconds is None:
             seconds = self._default(request)
         if seconds <= 0 or seconds < self.low_timeout_threshold:
-            raise DeadlineExceededError(
+            raise DeadlineRejectedError(
                 f"request refused: {_too_little_time(seconds, self.low_timeout_threshold)}", request=request
             )
         deadline = Deadline.from_timeout(seconds)

@@ -10,11 +10,12 @@ apply. The event names are stable:
     aio_pipeline.client.retry_budget_exhausted  warning the budget refused a retry or hedge
     aio_pipeline.client.retry_after             info    a server's Retry-After, honoured or not
     aio_pipeline.circuit_breaker.state_changed  info    warning when a circuit opens
-    aio_pipeline.server.request                 info    one per request; warning when refused
+    aio_pipeline.server.request                 info    one per request; warning when refused,
+                                                        failed with a 5xx or cut mid-response
 
 Fields: ``method``, ``endpoint`` (``scheme://host:port``), ``route`` (the URL template; on the
-server the matched resource, ``unmatched`` without one, and ``path``), ``status`` (or
-``error``: the exception's class name), ``duration`` and ``deadline_remaining`` (seconds),
+server the matched resource, ``unmatched`` without one, and ``path``), ``status`` and
+``error`` (the exception's class name), ``duration`` and ``deadline_remaining`` (seconds),
 ``priority``, ``attempt`` and ``attempt_kind``, ``client`` (from ``X-Service-Name``). Never
 logged: bodies, query strings, userinfo, exception messages (they may quote a URL). Headers
 only with ``log_headers=True``, and then the values of Authorization, Cookie, Set-Cookie,
@@ -26,15 +27,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
 from aio_pipeline._circuit import CircuitStateChanged
 from aio_pipeline._context import get_context
 from aio_pipeline._deadline import parse_timeout
-from aio_pipeline._errors import DeadlineExceededError, OverloadedError
+from aio_pipeline._errors import PipelineError
 from aio_pipeline._events import (
     EventHook,
 )
+from aio_pipeline._exchange import exchange_of, rejection, status_for
 from aio_pipeline._labels import server_route, service_name
 from aio_pipeline._log_events import (
     TALLY_EXTENSION,
@@ -156,6 +159,12 @@ class ServerLog(_Options):
     ``X-Request-Priority``). Inside the deadline and priority middlewares (``middlewares=``) it
     binds what the handler runs with, defaults included, but never sees a refused request.
 
+    Under the aiohttp adapter the event is logged when the status is final, and ``status`` is
+    what went on the wire (how it is decided: ``aio_pipeline.server.aiohttp``); ``rejected``
+    (``deadline``, ``overloaded``) marks a request refused before its handler ran, ``aborted``
+    one whose response had started when an error cut it (no ``status`` then: it is not known).
+    Driven without the adapter, it logs what it saw when ``call_next`` ends.
+
     Options:
         logger_name: given to ``structlog.get_logger``; default ``"aio_pipeline"``.
         log_headers: add the request headers (``headers``); default ``False``.
@@ -179,35 +188,47 @@ class ServerLog(_Options):
         fields.update(bound)
         if self.log_headers:
             fields["headers"] = _headers(request.headers.items(), self._deny)
+        fields["status"] = None  # set when known; here so that it is logged before ``error``
         loop = asyncio.get_running_loop()
         started = loop.time()
-        level = "info"
+        exchange = exchange_of(request)
+        status: int | None = None
+        error: BaseException | None = None
         with structlog.contextvars.bound_contextvars(**{k: v for k, v in bound.items() if v is not None}):
             try:
                 response = await call_next(request)
-                fields["status"] = response.status
+                status = response.status
                 return response
-            except DeadlineExceededError as error:
-                fields.update(status=408, error=error_name(error))  # 408: the adapter's default
-                if error.request is request:  # the server's own deadline, not an outbound call's
-                    fields["rejected"] = "deadline"
-                level = "warning"
-                raise
-            except OverloadedError as error:
-                fields.update(status=503, error=error_name(error), rejected="overloaded")
-                level = "warning"
-                raise
-            except Exception as error:
-                code = getattr(error, "status", None)  # aiohttp's HTTPException is a response
-                fields.update(status=code if isinstance(code, int) else 500, error=error_name(error))
-                level = "info" if isinstance(code, int) else "warning"
-                raise
-            except BaseException as error:
+            except BaseException as raised:
+                error = raised
                 fields["error"] = error_name(error)
+                fields["rejected"] = rejection(error)
+                status = status_for(error)  # a guess, used only without the adapter's exchange
                 raise
             finally:
-                fields["duration"] = seconds(loop.time() - started)
-                log_event(self._logger, level, "aio_pipeline.server.request", fields)
+                log = partial(self._log, fields, error, loop, started)
+                if exchange is None:
+                    log(status, False)
+                else:
+                    exchange.when_sent(log)
+
+    def _log(
+        self,
+        fields: dict[str, Any],
+        error: BaseException | None,
+        loop: asyncio.AbstractEventLoop,
+        started: float,
+        status: int | None,
+        aborted: bool,
+    ) -> None:
+        # Warning: refused, failed on the server (5xx) or cut mid-response. Info: answered,
+        # an HTTP exception below 500 (a 404) or a cancellation included.
+        warn = error is not None and (aborted or isinstance(error, PipelineError) or (status or 0) >= 500)
+        if aborted:  # a response had started: nothing was refused, and its status is not known
+            fields.update(aborted=True, rejected=None)
+        fields["status"] = status
+        fields["duration"] = seconds(loop.time() - started)
+        log_event(self._logger, "warning" if warn else "info", "aio_pipeline.server.request", fields)
 
     def _bound(self, request: Any) -> dict[str, Any]:
         context = get_context()

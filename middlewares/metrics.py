@@ -19,8 +19,13 @@ or the aiohttp resource's canonical template, ``unmatched`` when no route matche
 when absent; ``reason`` is ``deadline`` or ``overloaded``. ``status`` is the HTTP status, or
 for a call that raised: the name of the library error (``DeadlineExceededError``,
 ``CircuitOpenError``, ``ConnectError``, ...), ``error`` for any other exception, ``cancelled``
-when the caller cancelled. A server answers ``408``/``503`` for its rejections (the adapter's
-defaults), an aiohttp ``HTTPException``'s own status, ``500`` for other exceptions.
+when the caller cancelled. On the server ``status`` is what went on the wire, as the aiohttp
+adapter tells it (``aio_pipeline.server.aiohttp`` says how it decides): the adapter's
+``expired_status``/``503`` for its answers, a ``FileResponse``'s status as prepared, 504/500 for
+exceptions as aiohttp answers them; ``aborted`` when an error cut a response that had started
+(its status is not known), ``cancelled`` when nothing was sent. ``server_rejected`` counts only
+requests refused before their handler ran; a handler cancelled at its deadline is a 408 request.
+Without the adapter (a middleware driven directly) the status is guessed from what it saw.
 
 prometheus-client is imported on first use, never at import time.
 """
@@ -31,11 +36,13 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from aio_pipeline._circuit import CircuitStateChanged
-from aio_pipeline._errors import DeadlineExceededError, InvalidRequestError, OverloadedError
+from aio_pipeline._errors import InvalidRequestError
 from aio_pipeline._events import BudgetExhausted, Event, EventHook
+from aio_pipeline._exchange import exchange_of, rejection, status_for
 from aio_pipeline._labels import (
     ATTEMPT_KINDS,
     CIRCUIT_STATE_VALUES,
@@ -196,10 +203,15 @@ class _BreakerHook:
 
 @dataclass(frozen=True, slots=True)
 class _ServerTimed:
+    """Times a server request into ``server_request_duration_seconds`` with the status that went
+    on the wire (told by the server adapter's exchange, else what ``call_next`` gave), counts it
+    in flight while the middlewares below run, and counts refusals in ``server_rejected``."""
+
     metrics: _Metrics
     client_header_name: str
     _in_flight: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     _durations: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _rejected: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     async def __call__(self, request: Any, call_next: Callable[[Any], Awaitable[Any]], /) -> Any:
         method, route = _method_label(request.method), server_route(request) or "unmatched"
@@ -208,27 +220,40 @@ class _ServerTimed:
         in_flight.inc()
         loop = asyncio.get_running_loop()
         started = loop.time()
-        status = "cancelled"
+        exchange = exchange_of(request)
+        status: int | None = None
+        reason: str | None = None
         try:
             response = await call_next(request)
-            status = str(response.status)
+            status = response.status
             return response
-        except DeadlineExceededError as error:
-            status = "408"
-            if error.request is request:  # the server's own deadline, not a handler's outbound call
-                self.metrics.rejected.labels(method, route, client, "deadline").inc()
-            raise
-        except OverloadedError:
-            status = "503"
-            self.metrics.rejected.labels(method, route, client, "overloaded").inc()
-            raise
-        except Exception as error:
-            code = getattr(error, "status", None)  # aiohttp's HTTPException (404 for no route)
-            status = str(code) if isinstance(code, int) else "500"
+        except BaseException as error:
+            reason = rejection(error)
+            status = status_for(error)  # a guess, used only without the adapter's exchange
             raise
         finally:
             in_flight.dec()
-            _child(self.metrics.server, self._durations, (method, route, status, client)).observe(loop.time() - started)
+            record = partial(self._record, method, route, client, loop, started, reason)
+            if exchange is None:
+                record(status, False)
+            else:
+                exchange.when_sent(record)
+
+    def _record(
+        self,
+        method: str,
+        route: str,
+        client: str,
+        loop: asyncio.AbstractEventLoop,
+        started: float,
+        reason: str | None,
+        status: int | None,
+        aborted: bool,
+    ) -> None:
+        if reason is not None and not aborted:  # a refusal answers; an error cutting a stream refused nothing
+            _child(self.metrics.rejected, self._rejected, (method, route, client, reason)).inc()
+        label = str(status) if status is not None else "aborted" if aborted else "cancelled"
+        _child(self.metrics.server, self._durations, (method, route, label, client)).observe(loop.time() - started)
 
 
 @dataclass(frozen=True, slots=True)

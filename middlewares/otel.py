@@ -16,7 +16,11 @@ template; semconv's ``http.route`` is server-only), ``http.response.status_code`
 ``error.type`` (the status for >= 400, else the library error's class name, ``cancelled`` or
 ``_OTHER``) and, on attempts, ``aio_pipeline.attempt.kind``. Server: ``http.request.method``,
 ``http.route`` (the resource's canonical template, left out when no route matched),
-``http.response.status_code`` and ``error.type`` (for 5xx and exceptions). Breaker metrics
+``http.response.status_code`` (what went on the wire, as the aiohttp adapter tells it: see
+``aio_pipeline.server.aiohttp``; absent when no status is known, as for a response cut
+mid-stream or a cancelled request) and ``error.type`` (the status for a 5xx, else the
+exception's type when no status is known). ``aio_pipeline.server.rejected`` counts requests
+refused before their handler ran, never a handler cancelled at its deadline. Breaker metrics
 carry ``aio_pipeline.circuit_breaker.key``. opentelemetry is imported on first use.
 """
 
@@ -25,11 +29,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from aio_pipeline._circuit import CircuitStateChanged
-from aio_pipeline._errors import DeadlineExceededError, InvalidRequestError, OverloadedError
+from aio_pipeline._errors import InvalidRequestError
 from aio_pipeline._events import BudgetExhausted, Event, EventHook
+from aio_pipeline._exchange import exchange_of, rejection, status_for
 from aio_pipeline._labels import ATTEMPT_KINDS, CIRCUIT_STATE_VALUES, HTTP_METHODS, library_error_name, server_route
 from aio_pipeline._metrics import ServerMiddleware
 from aio_pipeline._pipeline import Handler, Middleware
@@ -125,6 +131,10 @@ class _BreakerHook:
 
 @dataclass(frozen=True, slots=True)
 class _ServerTimed:
+    """Records a server request with the status that went on the wire (told by the server
+    adapter's exchange, else what ``call_next`` gave); counts it active while the middlewares
+    below run, and counts refusals in ``aio_pipeline.server.rejected``."""
+
     duration: Histogram
     active: UpDownCounter
     rejected: Counter
@@ -137,32 +147,48 @@ class _ServerTimed:
             attributes["http.route"] = route
         loop = asyncio.get_running_loop()
         started = loop.time()
+        exchange = exchange_of(request)
+        status: int | None = None
+        error: BaseException | None = None
         try:
             response = await call_next(request)
-            status: int | None = response.status
+            status = response.status
             return response
-        except DeadlineExceededError as error:
-            status = 408
-            if error.request is request:  # the server's own deadline, not a handler's outbound call
-                self.rejected.add(1, {**attributes, "aio_pipeline.reason": "deadline"})
-            raise
-        except OverloadedError:
-            status = 503
-            self.rejected.add(1, {**attributes, "aio_pipeline.reason": "overloaded"})
-            raise
-        except BaseException as error:
-            code = getattr(error, "status", None)  # aiohttp's HTTPException (404 for no route)
-            status = code if isinstance(code, int) else None
-            if status is None:
-                attributes["error.type"] = library_error_name(error, "_OTHER")
+        except BaseException as raised:
+            error = raised
+            status = status_for(error)  # a guess, used only without the adapter's exchange
             raise
         finally:
             self.active.add(-1, {"http.request.method": attributes["http.request.method"]})
-            if status is not None:
-                attributes["http.response.status_code"] = status
-                if status >= 500:
-                    attributes["error.type"] = str(status)
-            self.duration.record(loop.time() - started, attributes)
+            record = partial(self._record, attributes, error, loop, started)
+            if exchange is None:
+                record(status, False)
+            else:
+                exchange.when_sent(record)
+
+    def _record(
+        self,
+        attributes: Attributes,
+        error: BaseException | None,
+        loop: asyncio.AbstractEventLoop,
+        started: float,
+        status: int | None,
+        aborted: bool,
+    ) -> None:
+        reason = None if error is None or aborted else rejection(error)  # a cut stream refused nothing
+        if reason is not None:
+            self.rejected.add(1, {**attributes, "aio_pipeline.reason": reason})
+        # Semantic conventions: the status code when one was sent, ``error.type`` the status for
+        # a 5xx; with none known (cancelled, or cut mid-response) the exception's type instead.
+        if status is not None:
+            attributes["http.response.status_code"] = status
+            if status >= 500:
+                attributes["error.type"] = str(status)
+        elif error is not None:
+            attributes["error.type"] = library_error_name(error, "_OTHER")
+        else:  # the handler answered, then sending its response failed
+            attributes["error.type"] = "aborted" if aborted else "cancelled"
+        self.duration.record(loop.time() - started, attributes)
 
 
 @dataclass(frozen=True, slots=True)

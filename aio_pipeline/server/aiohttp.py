@@ -11,7 +11,30 @@ errors to refuse work; this adapter answers them:
 
 so a bad ``X-Request-Timeout`` or an expired deadline never becomes a 500. A
 ``DeadlineExceededError`` escaping the handler (an outbound call ran out of the inherited
-deadline) is answered the same way: the request's deadline is spent either way.
+deadline) is answered the same way: the request's deadline is spent either way. Once the
+response has started, though (the handler prepared a stream, an SSE or a WebSocket, and aiohttp
+has written bytes of it: ``request.writer.output_size > 0``, aiohttp's own test in
+``handle_error``), no second response can be written: the error goes on to aiohttp, which closes
+the connection mid-response.
+
+What went on the wire. The adapter is also the one place that knows which status a request was
+answered with; metrics and logs record that (``aio_pipeline._exchange``), not what they see:
+
+    a response the handler returned      its status when aiohttp prepares it (a ``FileResponse``
+                                         or a static route picks 200, 206, 304, 404, 416 then;
+                                         a stream the handler prepared keeps the status it had)
+    DeadlineExceededError / Overloaded   ``expired_status`` / 503, as answered here
+    an aiohttp ``HTTPException``         its own status
+    any other ``TimeoutError``           504, as aiohttp answers it
+    any other exception                  500, as aiohttp answers it (an outbound
+                                         ``ClientResponseError(404)`` included)
+    any exception after output started  no status known: ``aborted`` (the connection was closed;
+                                         aiohttp's public API does not expose the status line of
+                                         a response the handler prepared itself)
+    a cancellation before any output     no status: ``cancelled``
+
+A response that an aiohttp middleware outside this one replaces, so that it is never prepared,
+is not recorded: keep this middleware outside the ones that swap responses.
 """
 
 from __future__ import annotations
@@ -22,11 +45,13 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.typedefs import Handler as AiohttpHandler
 from aiohttp.typedefs import Middleware as AiohttpMiddleware
 
 from .._deadline import LOW_TIMEOUT_THRESHOLD
 from .._errors import DeadlineExceededError, OverloadedError
+from .._exchange import CURRENT_EXCHANGE, EXPIRED_STATUS, Exchange, status_for
 from .._pipeline import Middleware, compose
 from .._priority import Priority
 from .._wire import SERVICE_NAME_HEADER
@@ -87,14 +112,16 @@ def aiohttp_handler_timeout(request: web.Request) -> float | None:
 
 
 def aiohttp_server_middleware(
-    middlewares: Iterable[ServerMiddleware], *, expired_status: int = 408
+    middlewares: Iterable[ServerMiddleware], *, expired_status: int = EXPIRED_STATUS
 ) -> AiohttpMiddleware:
     """One aiohttp middleware running ``middlewares`` (first outermost) around each handler.
 
     Our errors become responses: ``DeadlineExceededError`` -> ``expired_status`` (default
-    408), ``OverloadedError`` -> 503 with ``Retry-After``. Every other exception, aiohttp's
-    ``HTTPException`` included, passes through untouched. Everything runs in the request's
-    own task, so context set by a middleware is seen by the handler.
+    408), ``OverloadedError`` -> 503 with ``Retry-After``, unless the response has already
+    started: then they go on to aiohttp, which closes the connection. Every other exception,
+    aiohttp's ``HTTPException`` included, passes through untouched. Everything runs in the
+    request's own task, so context set by a middleware is seen by the handler. Each request's
+    ``Exchange`` tells observers in ``middlewares`` the status that went on the wire.
     """
     if not isinstance(expired_status, int) or not 400 <= expired_status <= 599:
         raise ValueError(f"expired_status must be an HTTP error status (400-599), got {expired_status!r}")
@@ -102,18 +129,66 @@ def aiohttp_server_middleware(
 
     @web.middleware
     async def aio_pipeline_middleware(request: web.Request, handler: AiohttpHandler) -> web.StreamResponse:
+        exchange = Exchange(request)
+        token = CURRENT_EXCHANGE.set(exchange)
         try:
             # aiohttp hands over the handler per request (the route's, wrapped in any inner
             # middlewares), so the chain is folded here: one small closure per middleware,
             # as aiohttp itself does with functools.partial.
-            return await compose(stack, handler)(request)
-        except DeadlineExceededError:
-            return web.Response(status=expired_status, text="deadline exceeded")
-        except OverloadedError as error:
-            retry_after = max(math.ceil(error.retry_after), 0) if math.isfinite(error.retry_after) else 1
-            return web.Response(status=503, text="overloaded", headers={"Retry-After": str(retry_after)})
+            response = await compose(stack, handler)(request)
+        except (DeadlineExceededError, OverloadedError) as error:
+            if request.writer.output_size > 0:  # a second response would land inside the first
+                exchange.sent(None, True)
+                raise
+            answer = _answer(error, expired_status)
+            exchange.sent(answer.status)
+            return answer
+        except BaseException as error:
+            started = request.writer.output_size > 0
+            exchange.sent(None if started else status_for(error), started)
+            raise
+        finally:
+            CURRENT_EXCHANGE.reset(token)
+        if exchange.callbacks:  # someone waits for the status: tell them when aiohttp prepares it
+            _sent_when_prepared(response, exchange)
+        return response
 
     return aio_pipeline_middleware
+
+
+def _answer(error: DeadlineExceededError | OverloadedError, expired_status: int) -> web.Response:
+    if isinstance(error, DeadlineExceededError):
+        return web.Response(status=expired_status, text="deadline exceeded")
+    retry_after = max(math.ceil(error.retry_after), 0) if math.isfinite(error.retry_after) else 1
+    return web.Response(status=503, text="overloaded", headers={"Retry-After": str(retry_after)})
+
+
+def _sent_when_prepared(response: web.StreamResponse, exchange: Exchange) -> None:
+    """Tell ``exchange`` the status ``response`` goes out with, when aiohttp prepares it.
+
+    aiohttp offers no per-request hook (``on_response_prepare`` belongs to the application and
+    is frozen before the first request), so this instance's ``prepare`` is wrapped: aiohttp's
+    ``finish_response`` calls ``resp.prepare(request)`` once, after every middleware returned,
+    and the status is final then (a ``FileResponse`` sets it inside ``prepare``; for a response
+    the handler prepared itself the call returns at once, with the status it was sent with).
+    """
+    try:
+        prepare = response.prepare
+    except AttributeError:  # not a response: aiohttp answers it with a 500
+        exchange.sent(500)
+        return
+
+    async def prepare_and_tell(request: web.BaseRequest) -> AbstractStreamWriter | None:
+        del response.prepare  # the class's own again, and no reference cycle left behind
+        try:
+            writer = await prepare(request)
+        except BaseException:
+            exchange.sent(None, request.writer.output_size > 0)
+            raise
+        exchange.sent(response.status)
+        return writer
+
+    response.prepare = prepare_and_tell  # type: ignore[method-assign]
 
 
 def aiohttp_middleware_factory(
@@ -146,9 +221,9 @@ def aiohttp_middleware_factory(
         expired_status: the status answering an expired request; default 408.
         metrics_provider: records every request, refused ones included (e.g.
             ``PROMETHEUS_METRICS_PROVIDER``); default none.
-        client_header_name: the header naming the calling service, given to the metrics
-            provider and to outer and inner middlewares that have a ``client_header_name``
-            field (``ServerLog``); default ``X-Service-Name``.
+        client_header_name: the header naming the calling service, given to our
+            ``PrometheusMetricsProvider`` and ``ServerLog`` (copies of them, set to it); your
+            own middlewares and providers are used as given; default ``X-Service-Name``.
         outer_middlewares: yours, outside everything, metrics included: the place for
             ``ServerLog()``, which then logs refused requests too; default none.
 
@@ -157,6 +232,8 @@ def aiohttp_middleware_factory(
     # Imported here, not at the top: the package facade imports this module, and the
     # middlewares import the core through that package, so a top-level import would be circular.
     from middlewares.deadline import ServerDeadline
+    from middlewares.log import ServerLog
+    from middlewares.metrics import PrometheusMetricsProvider
     from middlewares.priority import ServerPriority
 
     if not isinstance(priority, Priority):
@@ -165,9 +242,12 @@ def aiohttp_middleware_factory(
         raise ValueError(f"client_header_name must be a header name, got {client_header_name!r}")
     middlewares = _callables("middlewares", middlewares)
     outer_middlewares = _callables("outer_middlewares", outer_middlewares)
-    provider = _with_client_header(metrics_provider, client_header_name)
+    # The header name goes to our own ServerLog and Prometheus provider only, by exact type: a
+    # user's middleware (or provider, or subclass of ours) is used as given, the very instance.
+    ours = (ServerLog, PrometheusMetricsProvider)
+    provider = _with_client_header(metrics_provider, client_header_name, ours)
     stack: list[ServerMiddleware] = [
-        *(_with_client_header(m, client_header_name) for m in outer_middlewares),
+        *(_with_client_header(m, client_header_name, ours) for m in outer_middlewares),
         *([provider.server_middleware()] if provider is not None else []),
         ServerDeadline(
             timeout=timeout,
@@ -177,7 +257,7 @@ def aiohttp_middleware_factory(
             handler_timeout=aiohttp_handler_timeout,
         ),
         ServerPriority(default=priority),
-        *(_with_client_header(m, client_header_name) for m in middlewares),
+        *(_with_client_header(m, client_header_name, ours) for m in middlewares),
     ]
     return aiohttp_server_middleware(stack, expired_status=expired_status)
 
@@ -190,10 +270,9 @@ def _callables(name: str, middlewares: Iterable[ServerMiddleware]) -> tuple[Serv
     return stack
 
 
-def _with_client_header(thing: Any, name: str) -> Any:
-    """``thing`` with its ``client_header_name`` field set to ``name``, when it has one."""
-    if name == SERVICE_NAME_HEADER or not dataclasses.is_dataclass(thing) or isinstance(thing, type):
+def _with_client_header(thing: Any, name: str, ours: tuple[type, ...]) -> Any:
+    """``thing`` with ``client_header_name=name`` when it is one of ``ours`` (exactly: these are
+    stateless frozen dataclasses, so a copy is as good), else ``thing`` itself."""
+    if name == SERVICE_NAME_HEADER or type(thing) not in ours:
         return thing
-    if any(f.name == "client_header_name" for f in dataclasses.fields(thing)):
-        return dataclasses.replace(thing, client_header_name=name)
-    return thing
+    return dataclasses.replace(thing, client_header_name=name)

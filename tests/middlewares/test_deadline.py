@@ -14,10 +14,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aio_pipeline import Deadline, DeadlineExceededError, Handler, Headers, Pipeline, Request, Response, get
+from aio_pipeline import (
+    Deadline,
+    DeadlineExceededError,
+    Handler,
+    Headers,
+    Pipeline,
+    RejectedError,
+    Request,
+    Response,
+    get,
+)
 from aio_pipeline._context import Context, get_context, set_context
 from aio_pipeline.transports.fake import FakeTransport
-from middlewares.deadline import ClientDeadline, ServerDeadline, earliest, inbound_timeout
+from middlewares.deadline import ClientDeadline, DeadlineRejectedError, ServerDeadline, earliest, inbound_timeout
 
 URL = "http://service.test/thing"
 
@@ -371,6 +381,23 @@ async def test_cancel_on_timeout_cancels_the_handler_at_the_deadline() -> None:
         await ServerDeadline(cancel_on_timeout=True)(inbound("1"), handler)
     assert handler.cancelled
     assert now() == pytest.approx(1)
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_defect_6_a_refusal_is_a_rejection_and_a_handler_cancelled_at_its_deadline_is_not() -> None:
+    # Observers tell the two apart by class: a refusal is a RejectedError (refused before any
+    # work was done), the cancellation of a handler that ran is a plain DeadlineExceededError.
+    middleware = ServerDeadline(cancel_on_timeout=True)
+    with pytest.raises(DeadlineRejectedError) as refused:
+        await middleware(inbound("0"), Recorder())
+    assert isinstance(refused.value, RejectedError) and isinstance(refused.value, DeadlineExceededError)
+    assert refused.value.retry_after == 0
+    handler = Recorder(sleep=10)
+    with pytest.raises(DeadlineExceededError) as cancelled:
+        await middleware(inbound("1"), handler)
+    assert handler.calls == 1 and handler.cancelled
+    assert not isinstance(cancelled.value, RejectedError)
 
 
 @pytest.mark.asyncio

@@ -36,6 +36,7 @@ from aio_pipeline import (
     get,
     set_context,
 )
+from middlewares.deadline import DeadlineRejectedError
 from middlewares.log import ClientLog, ServerLog
 
 ENDPOINT = "http://127.0.0.1:8080/api/"
@@ -329,26 +330,38 @@ async def test_inside_the_deadline_middleware_the_resolved_values_are_bound(logs
 @extras
 @pytest.mark.asyncio
 async def test_refused_requests_are_logged_as_warnings_with_the_reason(logs: list[dict[str, Any]]) -> None:
+    # Driven directly (no adapter), ServerLog logs what it saw, with aiohttp's rule for errors.
+    import aiohttp
     from aiohttp import web
 
     log = ServerLog()
-    expired, shed, spent = inbound(), inbound(), inbound()
-    with pytest.raises(DeadlineExceededError):
-        await log(expired, fail(DeadlineExceededError("expired", request=expired)))
+    expired, shed, timed_out, spent = inbound(), inbound(), inbound(), inbound()
+    with pytest.raises(DeadlineRejectedError):  # ServerDeadline's refusal: the handler never ran
+        await log(expired, fail(DeadlineRejectedError("expired", request=expired)))
     with pytest.raises(OverloadedError):
         await log(shed, fail(OverloadedError("busy", request=shed)))
+    with pytest.raises(DeadlineExceededError):  # cancelled at its deadline: it ran, so not refused
+        await log(timed_out, fail(DeadlineExceededError("cancelled", request=timed_out)))
     with pytest.raises(DeadlineExceededError):  # an outbound call ran out: answered 408, not refused
         await log(spent, fail(DeadlineExceededError("late", request=get("x"))))
     with pytest.raises(web.HTTPNotFound):
         await log(inbound(None, "/wp-admin"), fail(web.HTTPNotFound()))
     with pytest.raises(RuntimeError):
         await log(inbound(), fail(RuntimeError("boom")))
+    with pytest.raises(TimeoutError):
+        await log(inbound(), fail(TimeoutError()))
+    outbound_404 = aiohttp.ClientResponseError(None, (), status=404)  # type: ignore[arg-type]
+    with pytest.raises(aiohttp.ClientResponseError):
+        await log(inbound(), fail(outbound_404))
     assert [(e["status"], e.get("rejected"), e["error"], e["log_level"], e["route"]) for e in logs] == [
-        (408, "deadline", "DeadlineExceededError", "warning", "/users/{id}"),
+        (408, "deadline", "DeadlineRejectedError", "warning", "/users/{id}"),
         (503, "overloaded", "OverloadedError", "warning", "/users/{id}"),
+        (408, None, "DeadlineExceededError", "warning", "/users/{id}"),
         (408, None, "DeadlineExceededError", "warning", "/users/{id}"),
         (404, None, "HTTPNotFound", "info", "unmatched"),
         (500, None, "RuntimeError", "warning", "/users/{id}"),
+        (504, None, "TimeoutError", "warning", "/users/{id}"),  # aiohttp answers a TimeoutError 504
+        (500, None, "ClientResponseError", "warning", "/users/{id}"),  # its 404 is not what was sent
     ]
 
 

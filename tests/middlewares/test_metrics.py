@@ -27,6 +27,7 @@ from aio_pipeline import (
     TransportError,
     get,
 )
+from middlewares.deadline import DeadlineRejectedError
 from middlewares.metrics import DEFAULT_BUCKETS, PROMETHEUS_METRICS_PROVIDER, PrometheusMetricsProvider
 
 ENDPOINT = "http://127.0.0.1:8080/api/"
@@ -308,11 +309,13 @@ async def test_the_server_middleware_times_requests_and_counts_those_in_flight(r
 @pytest.mark.asyncio
 async def test_server_rejections_are_counted_by_reason_with_their_status(registry: Any) -> None:
     middleware = PrometheusMetricsProvider(registry=registry).server_middleware()
-    refused, shed, spent_outbound = inbound(), inbound(), inbound()
-    with pytest.raises(DeadlineExceededError):  # ServerDeadline's refusal carries the inbound request
-        await middleware(refused, fail(DeadlineExceededError("expired", request=refused)))
+    refused, shed, timed_out, spent_outbound = inbound(), inbound(), inbound(), inbound()
+    with pytest.raises(DeadlineRejectedError):  # ServerDeadline's refusal: the handler never ran
+        await middleware(refused, fail(DeadlineRejectedError("expired", request=refused)))
     with pytest.raises(OverloadedError):
         await middleware(shed, fail(OverloadedError("busy", request=shed, retry_after=1)))
+    with pytest.raises(DeadlineExceededError):  # a handler cancelled at its deadline: it ran
+        await middleware(timed_out, fail(DeadlineExceededError("cancelled", request=timed_out)))
     with pytest.raises(DeadlineExceededError):  # an outbound call ran out: answered 408, not a refusal
         await middleware(spent_outbound, fail(DeadlineExceededError("late", request=get("x"))))
     rejected = "aio_pipeline_server_rejected_total"
@@ -320,7 +323,7 @@ async def test_server_rejections_are_counted_by_reason_with_their_status(registr
     assert value(registry, rejected, **common, reason="deadline") == 1
     assert value(registry, rejected, **common, reason="overloaded") == 1
     count = "aio_pipeline_server_request_duration_seconds_count"
-    assert value(registry, count, **server_labels("408")) == 2
+    assert value(registry, count, **server_labels("408")) == 3
     assert value(registry, count, **server_labels("503")) == 1
 
 
@@ -372,3 +375,28 @@ async def test_the_client_header_name_is_configurable(registry: Any) -> None:
     await middleware(inbound(X_Caller="orders", X_Service_Name="ignored"), answer())
     count = "aio_pipeline_server_request_duration_seconds_count"
     assert value(registry, count, **server_labels("200", client="orders")) == 1
+
+
+@extras
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_under_the_adapters_exchange_the_status_sent_is_recorded_when_it_is_final(registry: Any) -> None:
+    from aio_pipeline._exchange import CURRENT_EXCHANGE, Exchange
+
+    middleware = PrometheusMetricsProvider(registry=registry).server_middleware()
+    request = inbound()
+    exchange = Exchange(request)  # what the aiohttp adapter opens for each request
+    token = CURRENT_EXCHANGE.set(exchange)
+    try:
+        response = await middleware(request, answer(200, after=0.25))  # e.g. a FileResponse, unprepared
+    finally:
+        CURRENT_EXCHANGE.reset(token)
+    assert response.status == 200
+    count = "aio_pipeline_server_request_duration_seconds_count"
+    assert value(registry, count, **server_labels("200")) is None  # not final yet: nothing recorded
+    assert value(registry, "aio_pipeline_server_requests_in_flight", method="GET", route="/users/{id}") == 0
+    await asyncio.sleep(0.25)
+    exchange.sent(404)  # the adapter: prepared with 404
+    assert value(registry, count, **server_labels("404")) == 1
+    assert value(registry, "aio_pipeline_server_request_duration_seconds_sum", **server_labels("404")) == 0.5
+    assert value(registry, count, **server_labels("200")) is None

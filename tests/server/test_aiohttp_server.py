@@ -422,3 +422,59 @@ def test_the_adapter_is_a_new_style_middleware() -> None:
     middleware = aiohttp_middleware_factory()
     assert getattr(middleware, "__middleware_version__", None) == 1
     web.Application(middlewares=[middleware])
+
+
+# --- client_header_name reaches our own observers only (issue 13, defect 15) -------------------
+
+
+@dataclass
+class CountsCallers:
+    """A user's own stateful middleware that happens to have a ``client_header_name`` field."""
+
+    client_header_name: str = "X-Service-Name"
+    callers: list[str] = field(default_factory=list, init=False)
+
+    async def __call__(self, request: web.Request, call_next: ServerCallNext, /) -> web.StreamResponse:
+        self.callers.append(request.headers.get(self.client_header_name, "-"))
+        return await call_next(request)
+
+
+@dataclass(frozen=True)
+class FixedHeader:
+    """A user's middleware whose ``client_header_name`` is not an ``__init__`` argument."""
+
+    client_header_name: str = field(default="X-Service-Name", init=False)
+    seen: list[str] = field(default_factory=list)
+
+    async def __call__(self, request: web.Request, call_next: ServerCallNext, /) -> web.StreamResponse:
+        self.seen.append(request.headers.get(self.client_header_name, "-"))
+        return await call_next(request)
+
+
+@pytest.mark.asyncio
+@pytest.mark.needs_extras
+async def test_defect_15_client_header_name_never_replaces_a_users_middleware() -> None:
+    from prometheus_client import CollectorRegistry
+    from structlog.testing import capture_logs
+
+    from middlewares.log import ServerLog
+    from middlewares.metrics import PrometheusMetricsProvider
+
+    registry = CollectorRegistry()
+    counts, fixed = CountsCallers(), FixedHeader()
+    factory = aiohttp_middleware_factory(  # before: ValueError, FixedHeader's field has init=False
+        client_header_name="X-Caller",
+        metrics_provider=PrometheusMetricsProvider(registry=registry),
+        outer_middlewares=[ServerLog(), fixed],
+        middlewares=[counts],
+    )
+    with capture_logs() as logs:
+        async with serve(factory) as client:
+            assert await status_of(client, "/record", {"X-Caller": "orders", "X-Service-Name": "billing"}) == 200
+    # The very instances given ran, with their own header name.
+    assert counts.callers == ["billing"]
+    assert fixed.seen == ["billing"]
+    # Our own ServerLog and Prometheus provider read the factory's header name.
+    assert [entry["client"] for entry in logs] == ["orders"]
+    labels = {"method": "GET", "route": "/record", "status": "200", "client": "orders"}
+    assert registry.get_sample_value("aio_pipeline_server_request_duration_seconds_count", labels) == 1
