@@ -17,7 +17,8 @@ So the server adapter (``server/aiohttp.py``, the one module that knows the fram
 ``Exchange`` per request, observers (metrics, logs) find it with ``exchange_of(request)`` and
 register ``when_sent(callback)``, and the adapter calls ``sent()`` once, when the status is
 final: at once for an exception, and when the framework prepares the response the middlewares
-returned (a response the handler prepared itself keeps the status it was sent with). The
+returned (a response the handler prepared itself keeps the status it was sent with; a
+``FileResponse`` sends its file while it is prepared). Observers time a request until then. The
 callbacks are given:
 
     status   the status line sent (an ``int``), or ``None`` when none is known;
@@ -93,7 +94,9 @@ CURRENT_EXCHANGE: Final[contextvars.ContextVar[Exchange | None]] = contextvars.C
 
 
 def exchange_of(request: object) -> Exchange | None:
-    """The adapter's exchange for ``request``, ``None`` when no adapter opened one."""
+    """The adapter's exchange for ``request``, ``None`` when no adapter opened one. Found for
+    the very object the adapter was given: below a middleware that passes on a clone of the
+    request, observers record what they see."""
     exchange = CURRENT_EXCHANGE.get()
     return exchange if exchange is not None and exchange.request is request else None
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
@@ -28,7 +28,9 @@ from middlewares.deadline import ClientDeadline
 from middlewares.log import ServerLog
 from middlewares.metrics import PrometheusMetricsProvider
 from middlewares.otel import OpenTelemetryMetricsProvider
-from tests.conftest import StartRawServer
+
+if TYPE_CHECKING:
+    from tests.conftest import StartRawServer
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.needs_extras]
 
@@ -55,7 +57,7 @@ class Observers:
 
     def samples(self, name: str) -> dict[tuple[str, ...], float]:
         """``{(route, status or reason): value}`` of the Prometheus samples called ``name``."""
-        found = {}
+        found: dict[tuple[str, ...], float] = {}
         for metric in self.registry.collect():
             for sample in metric.samples:
                 if sample.name == name:
