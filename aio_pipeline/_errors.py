@@ -7,6 +7,8 @@
     │   ├── ConnectError             the request provably never left this machine
     │   └── TooManyRedirectsError    more redirects than the request allows
     ├── DeadlineExceededError        the deadline passed (also a TimeoutError)
+    │   └── DeadlineRejectedError    a server refused a request that arrived (nearly) expired;
+    │                                also a RejectedError
     └── RejectedError                refused before any work was done, to protect someone
         ├── CircuitOpenError         the circuit for the endpoint is open; ``retry_after`` seconds
         └── OverloadedError          the server is saturated; ``retry_after`` seconds
@@ -21,6 +23,7 @@ __all__ = [
     "ConnectError",
     "ContentTypeError",
     "DeadlineExceededError",
+    "DeadlineRejectedError",
     "InvalidRequestError",
     "OverloadedError",
     "PipelineError",
@@ -80,3 +83,10 @@ class CircuitOpenError(RejectedError):
 
 class OverloadedError(RejectedError):
     """The server sheds this request to protect itself; answered with 503 and Retry-After."""
+
+
+class DeadlineRejectedError(DeadlineExceededError, RejectedError):
+    """A server refused the request before its handler ran: it arrived expired, or with less than
+    the low-timeout threshold left. A ``DeadlineExceededError`` (so it is answered as one, 408 by
+    default) and a ``RejectedError`` (refused before any work was done), which is how metrics and
+    logs tell it from a handler cancelled at its deadline; ``retry_after`` is 0."""

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from aio_pipeline._context import get_context, set_context
 from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, parse_timeout, within
-from aio_pipeline._errors import DeadlineExceededError, RejectedError
+from aio_pipeline._errors import DeadlineExceededError, DeadlineRejectedError
 from aio_pipeline._pipeline import Handler
 from aio_pipeline._request import Request
 from aio_pipeline._response import Response
@@ -109,13 +109,6 @@ class ClientDeadline:
         # library's own, or one an inner layer already mapped) is not ours to rename.
         async with within(deadline.deadline_at, request=request, message="the call's deadline passed"):
             return await call_next(request)
-
-
-class DeadlineRejectedError(DeadlineExceededError, RejectedError):
-    """``ServerDeadline`` refused the request before its handler ran: it arrived expired, or with
-    less than ``low_timeout_threshold`` left. A ``DeadlineExceededError`` (so it is answered as
-    one, 408 by default) and a ``RejectedError`` (refused before any work was done), which is how
-    metrics and logs tell it from a handler cancelled at its deadline; ``retry_after`` is 0."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,11 +13,11 @@ from aio_pipeline import (
     CircuitOpenError,
     ConnectError,
     DeadlineExceededError,
+    DeadlineRejectedError,
     OverloadedError,
     get,
 )
 from aio_pipeline._exchange import CURRENT_EXCHANGE, Exchange, exchange_of, rejection, status_for
-from middlewares.deadline import DeadlineRejectedError
 
 
 class RaisedResponse(Exception):

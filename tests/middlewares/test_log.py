@@ -24,6 +24,7 @@ from aio_pipeline import (
     CircuitStateChanged,
     Deadline,
     DeadlineExceededError,
+    DeadlineRejectedError,
     DefaultCircuitBreaker,
     HedgeStarted,
     OverloadedError,
@@ -36,7 +37,6 @@ from aio_pipeline import (
     get,
     set_context,
 )
-from middlewares.deadline import DeadlineRejectedError
 from middlewares.log import ClientLog, ServerLog
 
 ENDPOINT = "http://127.0.0.1:8080/api/"

@@ -19,6 +19,7 @@ from aio_pipeline import (
     BudgetExhausted,
     CircuitOpenError,
     DeadlineExceededError,
+    DeadlineRejectedError,
     DefaultCircuitBreaker,
     OverloadedError,
     Request,
@@ -27,7 +28,6 @@ from aio_pipeline import (
     TransportError,
     get,
 )
-from middlewares.deadline import DeadlineRejectedError
 from middlewares.metrics import DEFAULT_BUCKETS, PROMETHEUS_METRICS_PROVIDER, PrometheusMetricsProvider
 
 ENDPOINT = "http://127.0.0.1:8080/api/"
