@@ -14,6 +14,8 @@ __all__ = [
     "ATTEMPT_KINDS",
     "CIRCUIT_STATE_VALUES",
     "HTTP_METHODS",
+    "MAX_ROUTES",
+    "RouteLabels",
     "library_error_name",
     "server_route",
     "service_name",
@@ -49,3 +51,37 @@ def library_error_name(error: BaseException, other: str) -> str:
     if isinstance(error, asyncio.CancelledError):
         return "cancelled"
     return next((c.__name__ for c in type(error).__mro__ if c.__module__ == PipelineError.__module__), other)
+
+
+#: Distinct routes one client's metrics keep by default (see ``RouteLabels``).
+MAX_ROUTES: Final = 200
+
+
+class RouteLabels:
+    """The ``route`` label of one client's requests, from a bounded set.
+
+    A request's route is its URL template (``users/{id}``), a handful per client. But the route
+    of an absolute URL is its path, and a URL built with an f-string is its own template, so
+    each distinct id would otherwise make a new label set (a new time series, kept forever).
+    The first ``limit`` distinct routes a client sends are kept as they are; every later one
+    reads ``overflow``. Options: ``limit`` (default ``MAX_ROUTES``, 200), ``overflow`` (the
+    backend's word for "other": ``other`` for Prometheus, ``_OTHER`` for OpenTelemetry).
+    """
+
+    __slots__ = ("_known", "limit", "overflow")
+
+    def __init__(self, limit: int = MAX_ROUTES, overflow: str = "other") -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"max_routes must be an int >= 1, got {limit!r}")
+        self.limit = limit
+        self.overflow = overflow
+        self._known: set[str] = set()
+
+    def __call__(self, route: str) -> str:
+        known = self._known
+        if route in known:
+            return route
+        if len(known) < self.limit:
+            known.add(route)
+            return route
+        return self.overflow

@@ -47,6 +47,8 @@ from aio_pipeline._labels import (
     ATTEMPT_KINDS,
     CIRCUIT_STATE_VALUES,
     HTTP_METHODS,
+    MAX_ROUTES,
+    RouteLabels,
     library_error_name,
     server_route,
     service_name,
@@ -73,15 +75,14 @@ def _method_label(method: str) -> str:
     return method if method in HTTP_METHODS else "other"
 
 
-def _client_labels(request: Request) -> list[str]:
+def _client_labels(request: Request, routes: RouteLabels) -> list[str]:
     """``method``, ``endpoint`` and ``route``: of an absolute URL only its path, so neither
-    userinfo, host nor query ever becomes a label."""
+    userinfo, host nor query ever becomes a label, and the route from the client's bounded set."""
     try:
         endpoint = request.authority
     except InvalidRequestError:
         endpoint = "unknown"
-    route = request.route
-    return [_method_label(request.method), endpoint, route]
+    return [_method_label(request.method), endpoint, routes(request.route)]
 
 
 class _Metrics:
@@ -159,6 +160,7 @@ class _Timed:
 
     histogram: Histogram
     attempts: bool
+    routes: RouteLabels
     _children: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
@@ -173,7 +175,7 @@ class _Timed:
             status = library_error_name(error, "error")
             raise
         finally:
-            labels = (*_client_labels(request), status)
+            labels = (*_client_labels(request, self.routes), status)
             if self.attempts:
                 labels = (*labels, request.attempt_kind if request.attempt_kind in ATTEMPT_KINDS else "other")
             _child(self.histogram, self._children, labels).observe(loop.time() - started)
@@ -182,11 +184,12 @@ class _Timed:
 @dataclass(frozen=True, slots=True)
 class _BudgetHook:
     counter: Counter
+    routes: RouteLabels
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, BudgetExhausted):
             kind = event.kind if event.kind in ATTEMPT_KINDS else "other"
-            self.counter.labels(*_client_labels(event.request), kind).inc()
+            self.counter.labels(*_client_labels(event.request, self.routes), kind).inc()
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,17 +270,23 @@ class PrometheusMetricsProvider:
             20 s). Providers sharing a registry must share buckets.
         client_header_name: the header naming the calling service, for the server's ``client``
             label; default ``X-Service-Name``.
+        max_routes: distinct ``route`` labels each client middleware and hook keeps; later
+            routes read ``other`` (absolute URLs and f-string URLs would otherwise make a label
+            set per id). Default ``MAX_ROUTES``, 200.
 
     The metrics are created on first use of any method, once per registry: every provider on
     one registry records into the same metric objects. Without prometheus-client installed,
-    that first use raises ``ImportError`` with the install hint. The provider holds no state.
+    that first use raises ``ImportError`` with the install hint. The provider holds no state;
+    the middlewares and hooks it hands out each keep their own set of routes seen.
     """
 
     registry: CollectorRegistry | None = None
     buckets: Sequence[float] = DEFAULT_BUCKETS
     client_header_name: str = SERVICE_NAME_HEADER
+    max_routes: int = MAX_ROUTES
 
     def __post_init__(self) -> None:
+        RouteLabels(self.max_routes)  # checks it
         buckets = tuple(self.buckets)
         ok = bool(buckets) and all(isinstance(b, int | float) and 0 < b < math.inf for b in buckets)
         if not ok or list(buckets) != sorted(set(buckets)):
@@ -288,13 +297,13 @@ class PrometheusMetricsProvider:
         return _Metrics.on(self.registry, tuple(self.buckets))
 
     def client_call_middleware(self) -> Middleware[Request, Response]:
-        return _Timed(self._metrics().call, attempts=False)
+        return _Timed(self._metrics().call, attempts=False, routes=RouteLabels(self.max_routes))
 
     def client_attempt_middleware(self) -> Middleware[Request, Response]:
-        return _Timed(self._metrics().attempt, attempts=True)
+        return _Timed(self._metrics().attempt, attempts=True, routes=RouteLabels(self.max_routes))
 
     def client_event_hook(self) -> EventHook:
-        return _BudgetHook(self._metrics().budget)
+        return _BudgetHook(self._metrics().budget, RouteLabels(self.max_routes))
 
     def circuit_breaker_hook(self) -> Callable[[CircuitStateChanged[Any]], None]:
         metrics = self._metrics()

@@ -36,7 +36,15 @@ from aio_pipeline._circuit import CircuitStateChanged
 from aio_pipeline._errors import InvalidRequestError
 from aio_pipeline._events import BudgetExhausted, Event, EventHook
 from aio_pipeline._exchange import exchange_of, rejection, status_for
-from aio_pipeline._labels import ATTEMPT_KINDS, CIRCUIT_STATE_VALUES, HTTP_METHODS, library_error_name, server_route
+from aio_pipeline._labels import (
+    ATTEMPT_KINDS,
+    CIRCUIT_STATE_VALUES,
+    HTTP_METHODS,
+    MAX_ROUTES,
+    RouteLabels,
+    library_error_name,
+    server_route,
+)
 from aio_pipeline._metrics import ServerMiddleware
 from aio_pipeline._pipeline import Handler, Middleware
 from aio_pipeline._request import Request
@@ -55,11 +63,11 @@ BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.
 Attributes = dict[str, str | int]
 
 
-def _client_attributes(request: Request) -> Attributes:
+def _client_attributes(request: Request, routes: RouteLabels) -> Attributes:
     method = request.method if request.method in HTTP_METHODS else "_OTHER"
     attributes: Attributes = {
         "http.request.method": method,
-        "url.template": request.route,
+        "url.template": routes(request.route),
     }
     try:
         scheme, _, address = request.authority.partition("://")  # never userinfo
@@ -85,9 +93,10 @@ class _Timed:
 
     histogram: Histogram
     attempts: bool
+    routes: RouteLabels
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        attributes = _client_attributes(request)
+        attributes = _client_attributes(request, self.routes)
         if self.attempts:
             attributes["aio_pipeline.attempt.kind"] = (
                 request.attempt_kind if request.attempt_kind in ATTEMPT_KINDS else "other"
@@ -112,10 +121,12 @@ class _Timed:
 @dataclass(frozen=True, slots=True)
 class _BudgetHook:
     counter: Counter
+    routes: RouteLabels
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, BudgetExhausted):
-            self.counter.add(1, {**_client_attributes(event.request), "aio_pipeline.attempt.kind": event.kind})
+            attributes = _client_attributes(event.request, self.routes)
+            self.counter.add(1, {**attributes, "aio_pipeline.attempt.kind": event.kind})
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +209,8 @@ class OpenTelemetryMetricsProvider:
     Options:
         meter_provider: where the instruments come from; default ``None``: the global one
             (``opentelemetry.metrics.get_meter_provider()``), looked up on first use.
+        max_routes: distinct ``url.template`` values each client middleware and hook keeps;
+            later ones read ``_OTHER``. Default ``MAX_ROUTES``, 200.
 
     Instruments are created on first use of any method; the SDK returns the same instrument
     for the same name, so providers may share a meter provider. Without opentelemetry-api
@@ -205,6 +218,13 @@ class OpenTelemetryMetricsProvider:
     """
 
     meter_provider: MeterProvider | None = None
+    max_routes: int = MAX_ROUTES
+
+    def __post_init__(self) -> None:
+        RouteLabels(self.max_routes)  # checks it
+
+    def _routes(self) -> RouteLabels:
+        return RouteLabels(self.max_routes, overflow="_OTHER")
 
     def _meter(self) -> Meter:
         try:
@@ -216,13 +236,15 @@ class OpenTelemetryMetricsProvider:
 
     def client_call_middleware(self) -> Middleware[Request, Response]:
         histogram = _histogram(self._meter(), "aio_pipeline.client.call.duration", "Client calls, all attempts.")
-        return _Timed(histogram, attempts=False)
+        return _Timed(histogram, attempts=False, routes=self._routes())
 
     def client_attempt_middleware(self) -> Middleware[Request, Response]:
-        return _Timed(_histogram(self._meter(), "http.client.request.duration", "HTTP client requests."), attempts=True)
+        histogram = _histogram(self._meter(), "http.client.request.duration", "HTTP client requests.")
+        return _Timed(histogram, attempts=True, routes=self._routes())
 
     def client_event_hook(self) -> EventHook:
-        return _BudgetHook(self._meter().create_counter("aio_pipeline.client.retry_budget.exhausted", "{attempt}"))
+        counter = self._meter().create_counter("aio_pipeline.client.retry_budget.exhausted", "{attempt}")
+        return _BudgetHook(counter, self._routes())
 
     def circuit_breaker_hook(self) -> Callable[[CircuitStateChanged[Any]], None]:
         meter = self._meter()

@@ -18,17 +18,22 @@ import pytest
 from aio_pipeline import (
     BudgetExhausted,
     CircuitOpenError,
+    Client,
     DeadlineExceededError,
     DeadlineRejectedError,
     DefaultCircuitBreaker,
     OverloadedError,
+    Pipeline,
     Request,
     Response,
     RetryScheduled,
+    Transport,
     TransportError,
     get,
 )
+from aio_pipeline._labels import MAX_ROUTES
 from middlewares.metrics import DEFAULT_BUCKETS, PROMETHEUS_METRICS_PROVIDER, PrometheusMetricsProvider
+from middlewares.strategy import SingleAttempt
 
 ENDPOINT = "http://127.0.0.1:8080/api/"
 extras = pytest.mark.needs_extras
@@ -400,3 +405,64 @@ async def test_under_the_adapters_exchange_the_status_sent_is_recorded_when_it_i
     assert value(registry, count, **server_labels("404")) == 1
     assert value(registry, "aio_pipeline_server_request_duration_seconds_sum", **server_labels("404")) == 0.5
     assert value(registry, count, **server_labels("200")) is None
+
+
+# --- defect 9: bounded route labels ------------------------------------------------------------
+
+
+class Immediate(Transport):
+    """Answers 200 at once: the label logic is under test, not the network."""
+
+    async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:
+        return Response(200)
+
+
+@extras
+@pytest.mark.asyncio
+async def test_defect_09_ten_thousand_distinct_absolute_urls_make_a_bounded_set_of_route_labels(registry: Any) -> None:
+    provider = PrometheusMetricsProvider(registry=registry)
+    pipeline = Pipeline(
+        Immediate(), [provider.client_call_middleware(), SingleAttempt(), provider.client_attempt_middleware()]
+    )
+    client = Client(ENDPOINT, pipeline)
+    for number in range(10_000):
+        async with client.request(get(f"http://127.0.0.1:8080/api/users/{number}")) as response:
+            assert response.status == 200
+    routes = {
+        sample.labels["route"]
+        for metric in registry.collect()
+        if metric.name == "aio_pipeline_client_request_duration_seconds"
+        for sample in metric.samples
+        if sample.name.endswith("_count")
+    }
+    # The first 200 distinct routes as they came, then one fixed value for every other one.
+    assert routes == {f"/api/users/{number}" for number in range(MAX_ROUTES)} | {"other"}
+    labels = {"method": "GET", "endpoint": "http://127.0.0.1:8080", "status": "200"}
+    assert value(registry, "aio_pipeline_client_request_duration_seconds_count", **labels, route="other") == 9_800
+    attempts = value(
+        registry, "aio_pipeline_client_attempt_duration_seconds_count", **labels, route="other", kind="first"
+    )
+    assert attempts == 9_800
+
+
+@extras
+@pytest.mark.asyncio
+async def test_defect_09_f_string_urls_and_the_cap_is_per_client_and_configurable(registry: Any) -> None:
+    provider = PrometheusMetricsProvider(registry=registry, max_routes=3)
+    first = Client(ENDPOINT, Pipeline(Immediate(), [provider.client_call_middleware()]))
+    second = Client(ENDPOINT, Pipeline(Immediate(), [provider.client_call_middleware()]))
+    for number in range(5):
+        async with first.request(get(f"users/{number}")):
+            pass
+    async with second.request(get("users/{id}", path_parameters={"id": "9"})):
+        pass
+    count = "aio_pipeline_client_request_duration_seconds_count"
+    assert [value(registry, count, **call_labels("200", route=f"users/{n}")) for n in range(5)] == [1, 1, 1, None, None]
+    assert value(registry, count, **call_labels("200", route="other")) == 2
+    assert value(registry, count, **call_labels("200", route="users/{id}")) == 1  # the other client's own set
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10"])
+def test_max_routes_must_be_a_positive_int(bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_routes"):
+        PrometheusMetricsProvider(max_routes=bad)

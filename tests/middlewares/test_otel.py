@@ -19,9 +19,13 @@ from aio_pipeline import (
     CircuitStateChanged,
     Client,
     Pipeline,
+    Request,
+    Response,
+    Transport,
     constant_delays,
     get,
 )
+from aio_pipeline._labels import MAX_ROUTES
 from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
 from middlewares.deadline import ClientDeadline
 from middlewares.otel import OpenTelemetryMetricsProvider
@@ -186,3 +190,25 @@ def test_budget_and_breaker_events_become_counters_and_a_gauge(otel: tuple[OpenT
     [(attributes, state)] = points(reader, "aio_pipeline.circuit_breaker.state")
     assert attributes == {"aio_pipeline.circuit_breaker.key": key} and state.value == 1
     assert [p.value for _, p in points(reader, "aio_pipeline.circuit_breaker.transitions")] == [2]
+
+
+class Immediate(Transport):
+    """Answers 200 at once: the attribute logic is under test, not the network."""
+
+    async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:
+        return Response(200)
+
+
+@extras
+@pytest.mark.asyncio
+async def test_defect_09_distinct_absolute_urls_make_a_bounded_set_of_url_templates(
+    otel: tuple[OpenTelemetryMetricsProvider, Any],
+) -> None:
+    provider, reader = otel
+    client = Client("http://127.0.0.1:8080/", Pipeline(Immediate(), [provider.client_call_middleware()]))
+    for number in range(MAX_ROUTES + 300):
+        async with client.request(get(f"http://127.0.0.1:8080/orders/{number}")):
+            pass
+    counts = {a["url.template"]: p.count for a, p in points(reader, "aio_pipeline.client.call.duration")}
+    assert set(counts) == {f"/orders/{number}" for number in range(MAX_ROUTES)} | {"_OTHER"}
+    assert counts["_OTHER"] == 300
