@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Literal
 
-from ._deadline import Deadline
+from ._deadline import _COVERING, Deadline, DeadlineScope, earliest
 from ._priority import Priority
 
-__all__ = ["Context", "detached", "get_context", "set_context"]
+__all__ = ["Context", "detached", "get_context", "inherited_deadline", "set_context"]
 
 
 class _Keep(enum.Enum):
@@ -52,18 +52,29 @@ def get_context() -> Context:
     return _CONTEXT.get()
 
 
+def inherited_deadline() -> Deadline | None:
+    """The deadline a call made here inherits: the context's (the server request's, or
+    ``set_context``'s), and, when this code runs inside a call, that call's own (a middleware
+    making a call of its own, a redirect hop of the httpx drop-in); the earlier of them."""
+    scope = _COVERING.get()
+    if scope is not None and scope.live:
+        return earliest(_CONTEXT.get().deadline, scope.deadline)
+    return _CONTEXT.get().deadline
+
+
 class set_context:
     """Override the inherited deadline or priority for the code inside ``with``.
 
     An argument left out keeps the inherited value; ``None`` clears it. The value given
-    replaces the inherited one, even when it is later: an override is a deliberate choice,
+    replaces the inherited one (the enclosing call's deadline included, when used inside a
+    call), even when it is later: an override is a deliberate choice,
     whereas a per-call ``deadline=`` can only shorten the inherited deadline. This is also
     how code outside any server request gives its calls a deadline or priority. The previous
     values are restored on exit, exception or cancellation included. Synchronous, so it works
     around ``await`` and around ``asyncio.create_task`` alike; not reentrant.
     """
 
-    __slots__ = ("_deadline", "_priority", "_token")
+    __slots__ = ("_covering", "_deadline", "_priority", "_token")
 
     def __init__(
         self,
@@ -78,6 +89,7 @@ class set_context:
         self._deadline = deadline
         self._priority = priority
         self._token: contextvars.Token[Context] | None = None
+        self._covering: contextvars.Token[DeadlineScope | None] | None = None
 
     def __enter__(self) -> Context:
         # Kept values are read on entry, not at construction, so a context manager made early
@@ -88,11 +100,16 @@ class set_context:
             priority=current.priority if self._priority is _KEEP else self._priority,
         )
         self._token = _CONTEXT.set(context)
+        if self._deadline is not _KEEP:  # the enclosing call's deadline is overridden as well
+            self._covering = _COVERING.set(None)
         return context
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._covering is not None:
+            _COVERING.reset(self._covering)
+            self._covering = None
         if self._token is not None:
             _CONTEXT.reset(self._token)
             self._token = None

@@ -27,7 +27,9 @@ __all__ = [
     "DeadlineTimer",
     "covered",
     "covering",
+    "earliest",
     "format_timeout",
+    "own_bound",
     "parse_timeout",
     "within",
 ]
@@ -170,17 +172,19 @@ _LIVE, _EXPIRED, _LEFT = 0, 1, 2
 
 
 class DeadlineScope:
-    """One deadline being enforced on one task: ``at`` (loop clock, seconds) and its state.
+    """One deadline being enforced on one task: ``deadline`` (``at``, loop clock seconds) and its
+    state.
 
     Returned by ``DeadlineTimer.enter``, which also makes it the ``covering()`` scope of the
     code inside until ``leave``: layers inside then need no timer of their own for a deadline it
     already enforces.
     """
 
-    __slots__ = ("at", "cancelling", "state", "task", "token")
+    __slots__ = ("at", "cancelling", "deadline", "state", "task", "token")
 
-    def __init__(self, at: float, task: asyncio.Task[object], cancelling: int) -> None:
-        self.at = at
+    def __init__(self, deadline: Deadline, task: asyncio.Task[object], cancelling: int) -> None:
+        self.deadline = deadline
+        self.at = deadline.deadline_at
         self.task = task
         self.cancelling = cancelling  # the task's pending cancellations when the scope began
         self.state = _LIVE
@@ -200,15 +204,47 @@ _COVERING: contextvars.ContextVar[DeadlineScope | None] = contextvars.ContextVar
 
 
 def covering() -> DeadlineScope | None:
-    """The deadline an enclosing ``DeadlineTimer`` scope enforces on this task, if any."""
-    return _COVERING.get()
-
-
-def covered(deadline_at: float) -> bool:
-    """Whether an enclosing live scope already cancels this task by ``deadline_at``: then a
-    transport needs no timer of its own for it."""
+    """The scope of the call this code runs in (``ClientDeadline``'s), if any and still live:
+    what a call made from here inherits, as a redirect hop or a middleware's own call does."""
     scope = _COVERING.get()
-    return scope is not None and scope.state == _LIVE and scope.at <= deadline_at
+    return scope if scope is not None and scope.state == _LIVE else None
+
+
+def covered(deadline_at: float, loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether an enclosing live scope already cancels the current task by ``deadline_at`` (loop
+    clock).
+
+    Only the scope's own task counts: a task started inside the call (a hedge) is reached by
+    that cancellation only through whoever awaits it, which this cannot check, so it keeps its
+    own timer.
+    """
+    scope = _COVERING.get()
+    return (
+        scope is not None
+        and scope.state == _LIVE
+        and scope.at <= deadline_at
+        and scope.task is asyncio.current_task(loop)
+    )
+
+
+def own_bound(timeout: float | None) -> float | None:
+    """The part of a transport's ``timeout`` (seconds from now; ``None``: unbounded) that it
+    must enforce itself: ``None`` when an enclosing ``ClientDeadline`` scope already cancels
+    this task by then, else ``timeout``. A transport that arms no timer for a covered call
+    also spares its library's own (aiohttp's per-request timer): one timer per call."""
+    if timeout is None or _COVERING.get() is None:
+        return timeout
+    loop = asyncio.get_running_loop()
+    return None if covered(loop.time() + timeout + 1e-9, loop) else timeout  # 1e-9: float rounding
+
+
+def earliest(first: Deadline | None, second: Deadline | None) -> Deadline | None:
+    """The earlier of two deadlines, ignoring ``None``; ``None`` when both are."""
+    if first is None:
+        return second
+    if second is None or first.deadline_at <= second.deadline_at:
+        return first
+    return second
 
 
 class DeadlineTimer:
@@ -223,7 +259,7 @@ class DeadlineTimer:
     scope turns the ``CancelledError`` into its own error only if ``uncancel()`` shows nobody
     else cancelled the task meanwhile::
 
-        scope = timer.enter(deadline_at, loop)
+        scope = timer.enter(deadline, loop)
         try:
             return await call_next(request)
         except asyncio.CancelledError as error:
@@ -253,15 +289,16 @@ class DeadlineTimer:
         the live ones, plus a constant."""
         return len(self._heap)
 
-    def enter(self, at: float, loop: asyncio.AbstractEventLoop) -> DeadlineScope:
-        """Start enforcing ``at`` (loop clock) on the current task; the scope covers the code
-        that runs until ``leave`` (``covering()``). Leave it in the same task, exactly as entered."""
+    def enter(self, deadline: Deadline, loop: asyncio.AbstractEventLoop) -> DeadlineScope:
+        """Start enforcing ``deadline`` on the current task; the scope covers the code that runs
+        until ``leave`` (``covering()``). Leave it in the same task, exactly as entered."""
         if loop is not self._loop:
             self._follow(loop)
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("a deadline scope needs a running task")
-        scope = DeadlineScope(at, task, task.cancelling())
+        scope = DeadlineScope(deadline, task, task.cancelling())
+        at = scope.at
         heapq.heappush(self._heap, (at, next(self._order), scope))
         if at < self._armed_at:
             self._arm(at)

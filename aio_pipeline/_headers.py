@@ -1,116 +1,84 @@
-"""An immutable, case-insensitive header collection that keeps repeated headers."""
+"""``Headers``: immutable, case-insensitive, multi-valued HTTP headers, on ``multidict``.
+
+multidict is aiohttp's own C-accelerated header store (and the type aio-request's users compare
+headers against), so our headers are its read-only ``CIMultiDictProxy`` with a few methods that
+return changed copies, and a response's headers are the proxy the HTTP library already built.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TypeAlias, overload
+from collections.abc import Iterable, Mapping
+from typing import TypeAlias
+
+from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = ["Headers", "HeadersLike"]
 
 HeadersLike: TypeAlias = "Mapping[str, str] | Iterable[tuple[str, str]] | None"
 
 
-class Headers(Mapping[str, str]):
-    """HTTP headers: look-ups ignore case, names keep the case they were given.
+class Headers(CIMultiDictProxy[str]):
+    """HTTP headers that never change: look-ups ignore case, names keep the case they were given.
 
-    ``headers[name]`` is the first value; ``getall(name)`` every value (``Set-Cookie``);
-    ``multi_items()`` every pair in order, as sent. Changing methods return a new ``Headers``.
+    A ``multidict.CIMultiDictProxy``: ``headers[name]`` and ``get`` give the first value,
+    ``getall(name)`` every value in order (``Set-Cookie``; ``KeyError`` when there is none,
+    unless a default is given), ``items()`` every pair as sent, and it equals any multidict with
+    the same pairs. ``update``, ``extend`` and ``without`` return a new ``Headers``.
+
+    Built from a mapping or ``(name, value)`` pairs (names and values taken as ``str``), from
+    another ``Headers`` (shared: neither can change) or from a ``CIMultiDictProxy`` (taken as
+    the read-only view it is, as a transport does with its library's response headers); a
+    mutable ``CIMultiDict`` is copied, so its owner's later changes do not show.
     """
 
-    __slots__ = ("_first", "_items")
-    _items: tuple[tuple[str, str], ...]
-    _first: dict[str, str]
+    __slots__ = ()
 
     def __init__(self, headers: HeadersLike = None) -> None:
-        if isinstance(headers, Headers):
-            self._items, self._first = headers._items, headers._first  # both immutable: share
-            return
-        if headers is None:
-            items: tuple[tuple[str, str], ...] = ()
+        if isinstance(headers, CIMultiDictProxy):
+            super().__init__(headers)
+        elif headers is None:
+            super().__init__(CIMultiDict())
+        elif isinstance(headers, CIMultiDict):
+            super().__init__(headers.copy())
         elif isinstance(headers, Mapping):
-            items = tuple((str(k), str(v)) for k, v in headers.items())
+            super().__init__(CIMultiDict((str(name), str(value)) for name, value in headers.items()))
         else:
-            items = tuple((str(k), str(v)) for k, v in headers)
-        self._init(items)
-
-    def _init(self, items: tuple[tuple[str, str], ...]) -> None:
-        first: dict[str, str] = {}
-        for name, value in items:
-            first.setdefault(name.lower(), value)
-        self._items = items
-        self._first = first
+            super().__init__(CIMultiDict((str(name), str(value)) for name, value in headers))
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> Headers:
-        """Headers from pairs already known to be ``str``: a transport's response headers.
-
-        Skips the conversion the constructor does, which is most of its cost on a hot path.
-        """
-        headers = cls.__new__(cls)
-        headers._init(tuple(pairs))
-        return headers
-
-    def __getitem__(self, name: str) -> str:
-        return self._first[name.lower()]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._first
-
-    def __iter__(self) -> Iterator[str]:
-        seen: set[str] = set()
-        for name, _ in self._items:
-            if name.lower() not in seen:
-                seen.add(name.lower())
-                yield name
-
-    def __len__(self) -> int:
-        return len(self._first)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Headers):
-            return self._lowered() == other._lowered()
-        if isinstance(other, Mapping):
-            return self._first == {str(k).lower(): v for k, v in other.items()}
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Headers({list(self._items)!r})"
-
-    def _lowered(self) -> list[tuple[str, str]]:
-        return [(name.lower(), value) for name, value in self._items]
-
-    @overload
-    def getall(self, name: str) -> list[str]: ...
-    @overload
-    def getall(self, name: str, default: list[str]) -> list[str]: ...
-    def getall(self, name: str, default: list[str] | None = None) -> list[str]:
-        """Every value of ``name`` in order; ``default`` (or ``[]``) when there is none."""
-        key = name.lower()
-        values = [value for item_name, value in self._items if item_name.lower() == key]
-        return values or (default if default is not None else [])
+        """Headers from pairs already known to be ``str``: no conversion."""
+        return cls(CIMultiDictProxy(CIMultiDict(pairs)))
 
     def multi_items(self) -> list[tuple[str, str]]:
         """Every ``(name, value)`` pair in order, repeated names included."""
-        return list(self._items)
+        return list(self.items())
 
     def update(self, headers: HeadersLike) -> Headers:
         """A copy where every name in ``headers`` replaces all values of that name."""
-        new = Headers(headers)
+        new = headers if isinstance(headers, Headers) else Headers(headers)
         if not new:
             return self
-        kept = [(n, v) for n, v in self._items if n.lower() not in new._first]
-        return Headers.from_pairs([*kept, *new._items])
+        changed = self.copy()
+        for name in new:
+            changed.popall(name, None)
+        changed.extend(new)
+        return Headers(CIMultiDictProxy(changed))
 
     def extend(self, headers: HeadersLike) -> Headers:
-        """A copy with the pairs of ``headers`` appended after the existing ones."""
-        new = Headers(headers)
-        return Headers.from_pairs([*self._items, *new._items]) if new else self
+        """A copy with the pairs of ``headers`` added after the existing ones."""
+        new = headers if isinstance(headers, Headers) else Headers(headers)
+        if not new:
+            return self
+        changed = self.copy()
+        changed.extend(new)
+        return Headers(CIMultiDictProxy(changed))
 
     def without(self, *names: str) -> Headers:
         """A copy without any value of the given names."""
-        drop = {name.lower() for name in names}
-        if drop.isdisjoint(self._first):
+        if not any(name in self for name in names):
             return self
-        return Headers.from_pairs([(n, v) for n, v in self._items if n.lower() not in drop])
+        changed = self.copy()
+        for name in names:
+            changed.popall(name, None)
+        return Headers(CIMultiDictProxy(changed))

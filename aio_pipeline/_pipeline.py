@@ -9,11 +9,11 @@ them with its own request and response types.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TypeAlias, TypeVar
 
-from ._deadline import Deadline
 from ._errors import DeadlineExceededError
 from ._request import Request
 from ._response import Response
@@ -74,14 +74,14 @@ class Pipeline:
     def __call__(self, request: Request) -> Awaitable[Response]:
         return self._handler(request)
 
-    async def _send(self, request: Request) -> Response:
-        deadline: Deadline | None = request.deadline
-        timeout = None
-        if deadline is not None:
-            timeout = deadline.timeout
-            if timeout <= 0:
-                raise DeadlineExceededError("deadline expired before sending", request=request)
-        return await self.transport.send(request.endpoint, request, timeout)
+    def _send(self, request: Request) -> Awaitable[Response]:
+        deadline = request.deadline
+        if deadline is None:
+            return self.transport.send(request.endpoint, request, None)
+        timeout = deadline.deadline_at - asyncio.get_running_loop().time()
+        if timeout <= 0:
+            raise DeadlineExceededError("deadline expired before sending", request=request)
+        return self.transport.send(request.endpoint, request, timeout)
 
     async def aclose(self) -> None:
         """Close the transport (which leaves a user's own session open)."""

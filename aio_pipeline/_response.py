@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
+from multidict import CIMultiDictProxy
+
 from ._errors import ContentTypeError
 from ._headers import Headers, HeadersLike
 
@@ -54,7 +56,8 @@ class Response:
         on_close: Closer | None = None,
     ) -> None:
         self.status = status
-        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        # A read-only multidict (a transport's library built it) is kept as it is.
+        self.headers: CIMultiDictProxy[str] = headers if isinstance(headers, CIMultiDictProxy) else Headers(headers)
         self.url = url
         self._body: bytes | None = None if reader is not None else body
         self._reader = reader

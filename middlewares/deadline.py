@@ -12,13 +12,21 @@ its deadline (``cancel_on_timeout``) as a request that timed out, not as a rejec
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aio_pipeline._context import get_context, set_context
-from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, parse_timeout, within
+from aio_pipeline._context import inherited_deadline, set_context
+from aio_pipeline._deadline import (
+    LOW_TIMEOUT_THRESHOLD,
+    Deadline,
+    DeadlineTimer,
+    earliest,
+    parse_timeout,
+    within,
+)
 from aio_pipeline._errors import DeadlineExceededError, DeadlineRejectedError
 from aio_pipeline._pipeline import Handler
 from aio_pipeline._request import Request
@@ -32,15 +40,6 @@ ResponseT = TypeVar("ResponseT")
 
 #: The default timeout on both sides, in seconds (aio-request's).
 DEFAULT_TIMEOUT = 20.0
-
-
-def earliest(first: Deadline | None, second: Deadline | None) -> Deadline | None:
-    """The earlier of two deadlines, ignoring ``None``; ``None`` when both are."""
-    if first is None:
-        return second
-    if second is None or first.deadline_at <= second.deadline_at:
-        return first
-    return second
 
 
 def inbound_timeout(value: str | None, *, max_timeout: float | None = None) -> float | None:
@@ -73,9 +72,10 @@ class ClientDeadline:
     """The call deadline, resolved once and enforced over the whole call.
 
     The deadline is the explicit one (``Client.request(deadline=...)``) or the one inherited
-    from the server request being handled (``get_context()``); when both exist the EARLIER
-    wins, so an explicit 30 s inside a request with 0.5 s left gets 0.5 s. With neither, the
-    call gets ``timeout``. The resolved deadline is put on the request for the inner layers.
+    from the server request being handled (``get_context()``), or from the call this one is
+    made inside (a middleware's own call, a redirect hop); when several exist the EARLIEST wins,
+    so an explicit 30 s inside a request with 0.5 s left gets 0.5 s. With none, the call gets
+    ``timeout``. The resolved deadline is put on the request for the inner layers.
 
     A call with less than ``low_timeout_threshold`` left (or none) fails at once with
     ``DeadlineExceededError``, without touching the network. Otherwise everything inside,
@@ -89,26 +89,39 @@ class ClientDeadline:
 
     timeout: float = DEFAULT_TIMEOUT
     low_timeout_threshold: float = LOW_TIMEOUT_THRESHOLD
+    _timer: DeadlineTimer = field(default_factory=DeadlineTimer, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_seconds("timeout", self.timeout)
         _check_seconds("low_timeout_threshold", self.low_timeout_threshold, zero_ok=True)
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        deadline = earliest(request.deadline, get_context().deadline)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = earliest(request.deadline, inherited_deadline())
         if deadline is None:
-            deadline = Deadline.from_timeout(self.timeout)
-        left = deadline.timeout
+            deadline = Deadline(now + self.timeout)
+        left = deadline.deadline_at - now
         if left <= 0 or left < self.low_timeout_threshold:
             raise DeadlineExceededError(_too_little_time(left, self.low_timeout_threshold), request=request)
         if deadline is not request.deadline:
             request = request.replace(deadline=deadline)
-        # The scope cancels this task in place: no extra task, and contextvars and an outer
-        # cancellation flow through untouched.
-        # Only our own expiry becomes a deadline error (``within``); any other TimeoutError (a
-        # library's own, or one an inner layer already mapped) is not ours to rename.
-        async with within(deadline.deadline_at, request=request, message="the call's deadline passed"):
+        # One timer for every call of this middleware, not one per call (``DeadlineTimer``): the
+        # scope cancels this task in place (no extra task; contextvars and an outer cancellation
+        # flow through untouched), and while it is live the layers inside need no timer of their
+        # own for this deadline (``covered``). Only our own expiry becomes a deadline error; any
+        # other cancellation or TimeoutError is not ours to rename.
+        timer = self._timer
+        scope = timer.enter(deadline, loop)
+        try:
             return await call_next(request)
+        except asyncio.CancelledError as error:
+            if timer.leave(scope) and scope.task.uncancel() <= scope.cancelling:
+                raise DeadlineExceededError("the call's deadline passed", request=request) from error
+            raise
+        finally:
+            if timer.leave(scope):  # expired, but the cancellation did not come out: take it back
+                scope.task.uncancel()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from aio_pipeline import Headers
 
@@ -19,9 +20,11 @@ def test_repeated_values_are_kept_in_order() -> None:
     headers = Headers([("Set-Cookie", "a=1"), ("set-cookie", "b=2"), ("X", "y")])
     assert headers["Set-Cookie"] == "a=1"
     assert headers.getall("SET-COOKIE") == ["a=1", "b=2"]
-    assert headers.getall("missing") == []
+    with pytest.raises(KeyError):
+        headers.getall("missing")  # multidict's rule: a default says what "none" is
+    assert headers.getall("missing", []) == []
     assert headers.getall("missing", ["d"]) == ["d"]
-    assert len(headers) == 2
+    assert len(headers) == 3  # every pair, as multidict counts
     assert headers.multi_items() == [("Set-Cookie", "a=1"), ("set-cookie", "b=2"), ("X", "y")]
 
 
@@ -38,10 +41,24 @@ def test_extend_appends_and_without_removes() -> None:
     assert headers.without("a", "b") == Headers()
 
 
-def test_equality_ignores_name_case() -> None:
-    assert Headers({"A": "1"}) == Headers({"a": "1"}) == {"A": "1"}
+def test_equality_ignores_name_case_and_holds_against_multidicts() -> None:
+    assert Headers({"A": "1"}) == Headers({"a": "1"})
     assert Headers({"A": "1"}) != Headers({"A": "2"})
-    assert Headers({"A": "1"}).__eq__(1) is NotImplemented
+    # What aio-request's users compare headers against (its requests carry a CIMultiDict).
+    assert Headers([("A", "1"), ("a", "2")]) == CIMultiDict([("a", "1"), ("A", "2")])
+    assert Headers({"A": "1"}).extend({"B": "2"}) == CIMultiDictProxy(CIMultiDict(A="1", B="2"))
+    assert Headers({"A": "1"}) == {"A": "1"}
+    assert Headers({"A": "1"}) != 1
+
+
+def test_a_mutable_multidict_is_copied_and_a_read_only_view_is_shared() -> None:
+    owned = CIMultiDict(A="1")
+    copied = Headers(owned)
+    owned["A"] = "2"
+    assert copied["A"] == "1"  # its owner's later change does not show
+    view = CIMultiDictProxy(CIMultiDict(B="1"))
+    assert Headers(view) == view
+    assert Headers(Headers(view)) == view
 
 
 def test_is_not_mutable_or_hashable() -> None:

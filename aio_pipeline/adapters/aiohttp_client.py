@@ -29,6 +29,7 @@ still matches; ``CircuitOpenError`` and ``DeadlineExceededError`` (a ``TimeoutEr
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import warnings
 from collections.abc import Iterable
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Final
 import aiohttp
 from aiohttp import payload
 
-from .._deadline import within
+from .._deadline import covered, within
 from .._errors import DeadlineExceededError, InvalidRequestError, PipelineError
 from .._headers import Headers
 from .._pipeline import Middleware, compose
@@ -199,10 +200,10 @@ async def _send(request: Request) -> Response:
     if timeout is not None and timeout <= 0:
         raise DeadlineExceededError("deadline expired before sending", request=request)
     outgoing = call.outgoing(request)
+    loop = asyncio.get_running_loop()
+    at = None if deadline is None or covered(deadline.deadline_at, loop) else deadline.deadline_at
     try:
-        async with within(
-            None if deadline is None else deadline.deadline_at, request=request, message="no response", seconds=timeout
-        ):
+        async with within(at, request=request, message="no response", seconds=timeout):  # None: no timer
             return await call.receive(outgoing)
     except DeadlineExceededError:
         raise

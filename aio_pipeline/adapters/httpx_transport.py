@@ -30,6 +30,7 @@ httpx exception, so ``except httpx.HTTPError`` still matches; ``CircuitOpenError
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import AsyncIterator, Iterable
 from types import MappingProxyType
@@ -37,8 +38,8 @@ from typing import Any, Final, TypeVar
 
 import httpx
 
-from .._context import get_context
-from .._deadline import Deadline, within
+from .._context import inherited_deadline
+from .._deadline import Deadline, covered, within
 from .._errors import DeadlineExceededError, InvalidRequestError, PipelineError
 from .._headers import Headers
 from .._pipeline import Middleware, compose
@@ -117,20 +118,18 @@ class HttpxPipelineTransport(httpx.AsyncBaseTransport):
         if timeout is not None and timeout <= 0:
             raise DeadlineExceededError("deadline expired before sending", request=request)
         outgoing = call.outgoing(request)
-        # The call's deadline, for the next hop: the one ClientDeadline resolved is in the
-        # context for the rest of the call, where this attempt's own (maybe a share) is not.
-        call.deadline = _earliest(call.deadline, get_context().deadline)
+        # The call's deadline, for the next hop: the one ClientDeadline resolved is what code
+        # inside the call inherits, where this attempt's own (maybe a share) is not.
+        call.deadline = _earliest(call.deadline, inherited_deadline())
+        loop = asyncio.get_running_loop()
+        at = None if deadline is None or covered(deadline.deadline_at, loop) else deadline.deadline_at
         try:
-            async with within(
-                None if deadline is None else deadline.deadline_at,
-                request=request,
-                message="no response",
-                seconds=timeout,
-            ):
+            async with within(at, request=request, message="no response", seconds=timeout):
                 response, body = await cancelled_once(self._exchange(outgoing))
         except HTTPX_ERRORS as error:
             raise call.mapped(error, request) from error
-        ours = Response(response.status_code, Headers(response.headers.multi_items()), body, url=str(outgoing.url))
+        headers = Headers.from_pairs(response.headers.multi_items())
+        ours = Response(response.status_code, headers, body, url=str(outgoing.url))
         call.extensions[ours] = response.extensions
         return ours
 
@@ -192,7 +191,7 @@ class _Call:
         kept: dict[str, Any] = {key: extensions[key] for key in ("http_version", "reason_phrase") if key in extensions}
         return httpx.Response(
             response.status,
-            headers=response.headers.multi_items(),
+            headers=list(response.headers.items()),
             stream=_Body(response),
             extensions=kept,
             request=self.origin,

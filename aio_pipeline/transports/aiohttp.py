@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import yarl
 
-from .._deadline import within
+from .._deadline import own_bound, within
 from .._errors import (
     ConnectError,
     DeadlineExceededError,
@@ -22,7 +22,6 @@ from .._errors import (
     TooManyRedirectsError,
     TransportError,
 )
-from .._headers import Headers
 from .._request import Request
 from .._response import Response
 from .._transport import Transport
@@ -105,9 +104,14 @@ class AioHttpTransport(Transport):
     inside one ``session.request``. Whether any of those sends got past connecting is watched
     by a middleware added innermost for each call, after the session's own (``_Sends``), so a
     failure is a ``ConnectError`` exactly when nothing of the call was sent (``map_error``).
+
+    Timeouts: the attempt's ``timeout`` replaces the session's ``total`` (its ``connect``,
+    ``sock_connect`` and ``sock_read`` still apply); when an enclosing ``ClientDeadline``
+    already cancels the call at that instant (``own_bound``), neither this transport nor aiohttp
+    arms a timer for it. With no ``timeout`` at all the session's own timeout applies as is.
     """
 
-    __slots__ = ("_buffer_payload", "_session")
+    __slots__ = ("_buffer_payload", "_session", "_timeout")
 
     def __init__(
         self,
@@ -119,6 +123,14 @@ class AioHttpTransport(Transport):
         self.metrics_provider = metrics_provider
         self._session = client_session
         self._buffer_payload = buffer_payload
+        own = client_session.timeout
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=own.connect,
+            sock_connect=own.sock_connect,
+            sock_read=own.sock_read,
+            ceil_threshold=own.ceil_threshold,
+        )
 
     async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:
         url_text = request.absolute_url(endpoint)  # raises InvalidRequestError itself
@@ -127,9 +139,12 @@ class AioHttpTransport(Transport):
         except ValueError as error:
             raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
         sends = _Sends()
+        bound = own_bound(timeout)
         try:
-            async with within.after(timeout, request=request, message="no response"):
-                return await self._send(url, request, sends)
+            if bound is None:
+                return await self._send(url, request, sends, timeout)
+            async with within.after(bound, request=request, message="no response"):
+                return await self._send(url, request, sends, timeout)
         except DeadlineExceededError:
             raise
         except aiohttp.ClientError as error:  # before TimeoutError: ConnectionTimeoutError is both
@@ -145,11 +160,11 @@ class AioHttpTransport(Transport):
             # header with AUTH argument or credentials encoded in URL": the caller's mistake.
             raise InvalidRequestError(f"aiohttp refused the request: {error}", request=request) from error
 
-    async def _send(self, url: yarl.URL, request: Request, sends: _Sends) -> Response:
+    async def _send(self, url: yarl.URL, request: Request, sends: _Sends, timeout: float | None) -> Response:
         response = await self._session.request(
             request.method,
             url,
-            headers=request.headers.multi_items(),
+            headers=request.headers,
             data=request.body or None,
             allow_redirects=request.allow_redirects,
             # aiohttp counts differently: it fails on reaching its limit, and 0 means "no limit".
@@ -158,9 +173,12 @@ class AioHttpTransport(Transport):
             # as they would run; aiohttp has no public accessor for them. ``sends`` goes
             # innermost, right around each connect-and-send, redirects and resends included.
             middlewares=(*self._session._middlewares, sends),
+            # With a deadline, it bounds the call (through us, or an enclosing ClientDeadline),
+            # not aiohttp's total: one timer, not two.
+            timeout=self._session.timeout if timeout is None else self._timeout,
         )
         try:
-            headers = Headers.from_pairs(response.headers.items())
+            headers = response.headers  # aiohttp's read-only multidict: ours as it is
             if self._buffer_payload:
                 return Response(response.status, headers, await response.read(), url=str(response.url))
         except BaseException:

@@ -313,28 +313,11 @@ async def test_defect_14_httpx_dropin_a_pool_timeout_is_a_connect_error(
             await held
 
 
-async def call_deadline_in_context(request: Request, call_next: Handler[Request, Response], /) -> Response:
-    """Right after ClientDeadline: the call's deadline in the context for the rest of the call.
-
-    ClientDeadline is to do this itself (``with set_context(deadline=deadline):`` around
-    ``call_next``), which is what the drop-in reads; until then the tests below add it. Once
-    ClientDeadline does it, this layer changes nothing and can go.
-    """
-    with set_context(deadline=request.deadline):
-        return await call_next(request)
-
-
-def with_call_deadline_in_context(middlewares: list[Middleware[Request, Response]]) -> list[Any]:
-    return [middlewares[0], call_deadline_in_context, *middlewares[1:]]
-
-
 async def test_defect_13_httpx_dropin_redirect_hops_share_the_call_deadline(backend: Backend, stack: Stack) -> None:
     """Three hops of 0.6 s under a 1 s default: the second hop gets what is left, and the call
     ends at 1 s, instead of each hop getting a fresh second."""
     loop = asyncio.get_running_loop()
-    client, inner = client_for(
-        with_call_deadline_in_context(stack(SingleAttempt(), timeout=1.0)), follow_redirects=True
-    )
+    client, inner = client_for(stack(SingleAttempt(), timeout=1.0), follow_redirects=True)
     async with client:
         started = loop.time()
         with pytest.raises(DeadlineExceededError):
@@ -351,7 +334,7 @@ async def test_defect_13_httpx_dropin_carries_the_calls_deadline_not_the_attempt
     """Each attempt gets a third of what is left (``split_deadline_between_attempts``): the next
     hop must inherit the call's deadline, not the first attempt's share of it."""
     strategy = SequentialStrategy(attempts_count=3, deadline_provider=split_deadline_between_attempts())
-    client, _ = client_for(with_call_deadline_in_context(stack(strategy, timeout=1.0)), follow_redirects=True)
+    client, _ = client_for(stack(strategy, timeout=1.0), follow_redirects=True)
     async with client:
         response = await client.get(backend.url("hops"), params={"n": "3", "s": "0.1"})
         assert (response.status_code, response.text, len(response.history)) == (200, "arrived", 2)
@@ -361,7 +344,7 @@ async def test_defect_13_httpx_dropin_carries_the_calls_deadline_not_the_attempt
 
 async def test_defect_13_httpx_dropin_a_request_sent_again_is_a_new_call(backend: Backend, stack: Stack) -> None:
     """The deadline left in a request for its redirect does not bind the same request sent later."""
-    client, _ = client_for(with_call_deadline_in_context(stack(SingleAttempt(), timeout=1.0)))
+    client, _ = client_for(stack(SingleAttempt(), timeout=1.0))
     async with client:
         request = client.build_request("GET", backend.url("echo"))
         await client.send(request)
