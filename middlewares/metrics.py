@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from aio_pipeline._circuit import CircuitStateChanged
 from aio_pipeline._errors import InvalidRequestError
@@ -60,7 +61,7 @@ from aio_pipeline._response import Response
 from aio_pipeline._wire import SERVICE_NAME_HEADER
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client import CollectorRegistry, Counter, Gauge
 
 __all__ = ["DEFAULT_BUCKETS", "PROMETHEUS_METRICS_PROVIDER", "PrometheusMetricsProvider"]
 
@@ -75,36 +76,125 @@ def _method_label(method: str) -> str:
     return method if method in HTTP_METHODS else "other"
 
 
-def _client_labels(request: Request, routes: RouteLabels) -> list[str]:
+def _client_labels(request: Request, routes: RouteLabels) -> tuple[str, str, str]:
     """``method``, ``endpoint`` and ``route``: of an absolute URL only its path, so neither
     userinfo, host nor query ever becomes a label, and the route from the client's bounded set."""
     try:
         endpoint = request.authority
     except InvalidRequestError:
         endpoint = "unknown"
-    return [_method_label(request.method), endpoint, routes(request.route)]
+    return _method_label(request.method), endpoint, routes(request.route)
+
+
+#: Distinct ``(method, url, endpoint)`` whose labels one middleware remembers; past that they are
+#: worked out per call (still bounded by ``RouteLabels``), so no input grows the cache for ever.
+_LABEL_CACHE_SIZE: Final = 1024
+
+
+class _Histogram:
+    """A histogram family whose children are plain lists, exported by a collector of our own.
+
+    prometheus-client's ``Histogram`` takes locks and scans its buckets in Python on every
+    ``observe`` (about seven calls); a client observes twice per call and a server once per
+    request, so here a child is a list (a count per bucket, then the sum) that an observation
+    updates with one C ``bisect`` and two additions. Children are keyed by their label values,
+    as bounded as the label sets themselves. Observations come from the event loop's thread;
+    a scrape from another thread reads each list as it is at that moment, so a count and its
+    sum may be one observation apart.
+    """
+
+    def __init__(self, name: str, documentation: str, labelnames: list[str], bounds: tuple[float, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self.bounds = bounds
+        self.children: dict[tuple[str, ...], list[float]] = {}
+
+    def child(self, labels: tuple[str, ...]) -> list[float]:
+        """The counts of ``labels``: one per bucket, ``+Inf`` last, then the sum."""
+        values = self.children.get(labels)
+        if values is None:
+            values = self.children[labels] = [0.0] * (len(self.bounds) + 2)
+        return values
+
+    def observe(self, labels: tuple[str, ...], seconds: float) -> None:
+        values = self.child(labels)
+        values[bisect_left(self.bounds, seconds)] += 1
+        values[-1] += seconds
+
+    def describe(self) -> list[Any]:
+        from prometheus_client.core import HistogramMetricFamily
+
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> list[Any]:
+        from prometheus_client.core import HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
+
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        go_string = cast(Callable[[float], str], floatToGoString)  # untyped: the exposition's own format
+        edges = [*(go_string(bound) for bound in self.bounds), "+Inf"]
+        for labels, values in list(self.children.items()):
+            snapshot = values[:]  # one C copy: the loop may observe meanwhile
+            running, buckets = 0.0, []
+            for edge, count in zip(edges, snapshot, strict=False):
+                running += count
+                buckets.append((edge, running))
+            family.add_metric(list(labels), buckets, snapshot[-1])
+        return [family]
+
+
+class _Gauge:
+    """A gauge family of plain numbers per label set, exported by a collector of our own (see
+    ``_Histogram``): the server counts requests in flight twice per request."""
+
+    def __init__(self, name: str, documentation: str, labelnames: list[str]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def add(self, labels: tuple[str, ...], amount: float) -> None:
+        self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def describe(self) -> list[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        return [GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> list[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, value in list(self.values.items()):
+            family.add_metric(list(labels), value)
+        return [family]
 
 
 class _Metrics:
     """The metric objects of one registry, created once and kept on the registry itself."""
 
     def __init__(self, registry: CollectorRegistry, buckets: tuple[float, ...]) -> None:
-        from prometheus_client import Counter, Gauge, Histogram
+        from prometheus_client import Counter, Gauge
 
         def make(kind: Any, name: str, doc: str, labels: list[str], **options: Any) -> Any:
+            if kind is _Histogram:
+                collector = _Histogram(f"aio_pipeline_{name}", doc, labels, buckets)
+                registry.register(collector)  # a Collector by its describe() and collect()
+                return collector
+            if kind is _Gauge:
+                gauge = _Gauge(f"aio_pipeline_{name}", doc, labels)
+                registry.register(gauge)
+                return gauge
             return kind(f"aio_pipeline_{name}", doc, labels, registry=registry, **options)
 
         client, server = ["method", "endpoint", "route"], ["method", "route"]
         self.buckets = buckets
-        self.call: Histogram = make(
-            Histogram, "client_request_duration_seconds", "Client calls, seconds.", [*client, "status"], buckets=buckets
+        self.call: _Histogram = make(
+            _Histogram, "client_request_duration_seconds", "Client calls, seconds.", [*client, "status"]
         )
-        self.attempt: Histogram = make(
-            Histogram,
-            "client_attempt_duration_seconds",
-            "Client attempts, seconds.",
-            [*client, "status", "kind"],
-            buckets=buckets,
+        self.attempt: _Histogram = make(
+            _Histogram, "client_attempt_duration_seconds", "Client attempts, seconds.", [*client, "status", "kind"]
         )
         self.budget: Counter = make(
             Counter, "client_retry_budget_exhausted", "Extra attempts the retry budget refused.", [*client, "kind"]
@@ -113,14 +203,10 @@ class _Metrics:
             Gauge, "circuit_breaker_state", "Circuit state: 0 closed, 1 half-open, 2 open.", ["endpoint"]
         )
         self.transitions: Counter = make(Counter, "circuit_breaker_transitions", "Circuit state changes.", ["endpoint"])
-        self.server: Histogram = make(
-            Histogram,
-            "server_request_duration_seconds",
-            "Server requests, seconds.",
-            [*server, "status", "client"],
-            buckets=buckets,
+        self.server: _Histogram = make(
+            _Histogram, "server_request_duration_seconds", "Server requests, seconds.", [*server, "status", "client"]
         )
-        self.in_flight: Gauge = make(Gauge, "server_requests_in_flight", "Server requests being handled.", server)
+        self.in_flight: _Gauge = make(_Gauge, "server_requests_in_flight", "Server requests being handled.", server)
         self.rejected: Counter = make(
             Counter, "server_rejected", "Server requests refused.", [*server, "client", "reason"]
         )
@@ -156,12 +242,15 @@ def _child(metric: Any, cache: dict[tuple[str, ...], Any], labels: tuple[str, ..
 @dataclass(frozen=True, slots=True)
 class _Timed:
     """Times a call (or, with ``attempts``, an attempt) into ``histogram``: exactly once, also
-    when it raises or is cancelled."""
+    when it raises or is cancelled. The labels of a request are worked out once per distinct
+    method, URL (template) and endpoint, and remembered."""
 
-    histogram: Histogram
+    histogram: _Histogram
     attempts: bool
     routes: RouteLabels
-    _children: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _labels: dict[tuple[str, str, str | None], tuple[str, str, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
         loop = asyncio.get_running_loop()
@@ -175,10 +264,21 @@ class _Timed:
             status = library_error_name(error, "error")
             raise
         finally:
-            labels = (*_client_labels(request, self.routes), status)
+            key = (request.method, request.url, request.endpoint)
+            try:
+                labels = self._labels[key]
+            except KeyError:
+                labels = _client_labels(request, self.routes)
+                if len(self._labels) < _LABEL_CACHE_SIZE:
+                    self._labels[key] = labels
             if self.attempts:
-                labels = (*labels, request.attempt_kind if request.attempt_kind in ATTEMPT_KINDS else "other")
-            _child(self.histogram, self._children, labels).observe(loop.time() - started)
+                kind = request.attempt_kind
+                values = self.histogram.child((*labels, status, kind if kind in ATTEMPT_KINDS else "other"))
+            else:
+                values = self.histogram.child((*labels, status))
+            seconds = loop.time() - started
+            values[bisect_left(self.histogram.bounds, seconds)] += 1
+            values[-1] += seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,15 +312,13 @@ class _ServerTimed:
 
     metrics: _Metrics
     client_header_name: str
-    _in_flight: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _durations: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     _rejected: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     async def __call__(self, request: Any, call_next: Callable[[Any], Awaitable[Any]], /) -> Any:
         method, route = _method_label(request.method), server_route(request) or "unmatched"
         client = service_name(request, self.client_header_name)
-        in_flight = _child(self.metrics.in_flight, self._in_flight, (method, route))
-        in_flight.inc()
+        in_flight = (method, route)
+        self.metrics.in_flight.add(in_flight, 1)
         loop = asyncio.get_running_loop()
         started = loop.time()
         exchange = exchange_of(request)
@@ -235,7 +333,7 @@ class _ServerTimed:
             status = status_for(error)  # a guess, used only without the adapter's exchange
             raise
         finally:
-            in_flight.dec()
+            self.metrics.in_flight.add(in_flight, -1)
             record = partial(self._record, method, route, client, loop, started, reason)
             if exchange is None:
                 record(status, False)
@@ -256,7 +354,7 @@ class _ServerTimed:
         if reason is not None and not aborted:  # a refusal answers; an error cutting a stream refused nothing
             _child(self.metrics.rejected, self._rejected, (method, route, client, reason)).inc()
         label = str(status) if status is not None else "aborted" if aborted else "cancelled"
-        _child(self.metrics.server, self._durations, (method, route, label, client)).observe(loop.time() - started)
+        self.metrics.server.observe((method, route, label, client), loop.time() - started)
 
 
 @dataclass(frozen=True, slots=True)
