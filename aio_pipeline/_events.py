@@ -35,6 +35,7 @@ __all__ = [
     "RetryAfterHonoured",
     "RetryScheduled",
     "run_attempt",
+    "wants",
     "with_event_hook",
 ]
 
@@ -118,6 +119,14 @@ Event: TypeAlias = (
     " | RetryAfterHonoured | RetryAfterGaveUp"
 )
 EventHook: TypeAlias = Callable[[Event], None]
+
+
+def wants(hook: EventHook, kind: type) -> bool:
+    """Whether ``hook`` takes events of ``kind``. A hook may say which it takes with an
+    ``event_types`` attribute (a collection of event classes), so that a strategy whose hooks
+    want none of an attempt's events builds none; without it, a hook takes every kind."""
+    types = getattr(hook, "event_types", None)
+    return types is None or kind in types
 
 
 def with_event_hook(request: Request, hook: EventHook) -> Request:

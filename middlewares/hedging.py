@@ -23,6 +23,7 @@ the deadline (whoever cancelled the call) or outrun by the winner as "at least t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -97,6 +98,18 @@ class ParallelStrategy:
         )
         check_kind("hedge_priority", self.hedge_priority, Priority)
         object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
+
+    def with_defaults(
+        self, *, budget: RetryBudget | None, classifier: ResponseClassifier | None, event_hooks: Sequence[EventHook]
+    ) -> ParallelStrategy:
+        """A copy that uses ``budget`` and ``classifier`` unless it has its own, and reports to
+        ``event_hooks`` too: how ``PerCallStrategy`` gives it the client's, once."""
+        return dataclasses.replace(
+            self,
+            budget=self.budget if self.budget is not None else budget,
+            classifier=self.classifier if self.classifier is not None else classifier,
+            event_hooks=(*self.event_hooks, *event_hooks),
+        )
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
         return await _Race(self, request, call_next).run()

@@ -38,7 +38,7 @@ from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 from aio_pipeline._circuit import CircuitStateChanged
 from aio_pipeline._errors import InvalidRequestError
@@ -285,6 +285,8 @@ class _Timed:
 class _BudgetHook:
     counter: Counter
     routes: RouteLabels
+    #: The only events it takes, so strategies build no attempt events for it.
+    event_types: ClassVar[frozenset[type]] = frozenset({BudgetExhausted})
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, BudgetExhausted):

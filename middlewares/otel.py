@@ -30,7 +30,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from aio_pipeline._circuit import CircuitStateChanged
 from aio_pipeline._errors import InvalidRequestError
@@ -122,6 +122,8 @@ class _Timed:
 class _BudgetHook:
     counter: Counter
     routes: RouteLabels
+    #: The only events it takes, so strategies build no attempt events for it.
+    event_types: ClassVar[frozenset[type]] = frozenset({BudgetExhausted})
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, BudgetExhausted):

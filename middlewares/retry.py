@@ -8,6 +8,7 @@ the core (``_classify``, ``_delays``, ``_retry_after``, ``_budget``); this modul
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -101,6 +102,18 @@ class SequentialStrategy:
         if not callable(self.deadline_provider):
             raise ValueError(f"deadline_provider must be callable, got {self.deadline_provider!r}")
         object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
+
+    def with_defaults(
+        self, *, budget: RetryBudget | None, classifier: ResponseClassifier | None, event_hooks: Sequence[EventHook]
+    ) -> SequentialStrategy:
+        """A copy that uses ``budget`` and ``classifier`` unless it has its own, and reports to
+        ``event_hooks`` too: how ``PerCallStrategy`` gives it the client's, once."""
+        return dataclasses.replace(
+            self,
+            budget=self.budget if self.budget is not None else budget,
+            classifier=self.classifier if self.classifier is not None else classifier,
+            event_hooks=(*self.event_hooks, *event_hooks),
+        )
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
         budget = budget_for(self.budget, request)

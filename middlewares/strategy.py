@@ -11,7 +11,7 @@ through the request, so that a strategy created for one call spends from the cli
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import cast
@@ -20,7 +20,15 @@ from aio_pipeline._budget import BUDGET_EXTENSION, RetryBudget, budget_for
 from aio_pipeline._checks import check_kind
 from aio_pipeline._classify import CLASSIFIER_EXTENSION, ResponseClassifier
 from aio_pipeline._client import STRATEGY_EXTENSION
-from aio_pipeline._events import EVENT_HOOKS_EXTENSION, Emitter, EventHook, run_attempt
+from aio_pipeline._events import (
+    EVENT_HOOKS_EXTENSION,
+    AttemptFinished,
+    AttemptStarted,
+    Emitter,
+    EventHook,
+    run_attempt,
+    wants,
+)
 from aio_pipeline._pipeline import Handler, Middleware
 from aio_pipeline._request import Request
 from aio_pipeline._response import Response
@@ -39,12 +47,35 @@ class SingleAttempt:
 
     budget: RetryBudget | None = None
     event_hooks: Sequence[EventHook] = ()
+    _quiet: bool = field(default=True, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_kind("budget", self.budget, RetryBudget)
         object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
+        # Decided once: whether any of its hooks wants to hear about the attempt itself.
+        quiet = not any(wants(hook, AttemptStarted) or wants(hook, AttemptFinished) for hook in self.event_hooks)
+        object.__setattr__(self, "_quiet", quiet)
 
-    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+    def with_defaults(
+        self, *, budget: RetryBudget | None, classifier: ResponseClassifier | None, event_hooks: Sequence[EventHook]
+    ) -> SingleAttempt:
+        """A copy that uses ``budget`` unless it has its own, and reports to ``event_hooks`` too
+        (``PerCallStrategy`` binds its default strategy so, once, instead of on every request)."""
+        return SingleAttempt(self.budget if self.budget is not None else budget, (*self.event_hooks, *event_hooks))
+
+    def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
+        extensions = request.extensions
+        if self._quiet and EVENT_HOOKS_EXTENSION not in extensions and BUDGET_EXTENSION not in extensions:
+            # The usual call: count it in the budget and hand on call_next's awaitable; no
+            # outcome to build, no frame of its own left on the call's stack.
+            if self.budget is not None:
+                self.budget.deposit()
+            if request.attempt != 1 or request.attempt_kind != "first":
+                request = request.replace(attempt=1, attempt_kind="first")
+            return call_next(request)
+        return self._observed(request, call_next)
+
+    async def _observed(self, request: Request, call_next: Handler[Request, Response]) -> Response:
         budget = budget_for(self.budget, request)
         if budget is not None:
             budget.deposit()
@@ -81,14 +112,33 @@ class PerCallStrategy:
     classifier: ResponseClassifier | None = None
     event_hooks: Sequence[EventHook] = ()
 
+    _bound: Middleware[Request, Response] | None = field(default=None, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if not callable(self.default):
             raise ValueError(f"default must be a middleware, got {self.default!r}")
         check_kind("budget", self.budget, RetryBudget)
         check_kind("classifier", self.classifier, ResponseClassifier)
         object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
+        # The default strategy given the client's budget, classifier and hooks once, here, so a
+        # call that brings none of its own goes to it without a copy of the request.
+        object.__setattr__(self, "_bound", bind(self.default, self.budget, self.classifier, self.event_hooks))
 
-    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+    def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
+        extensions = request.extensions
+        if (
+            self._bound is not None
+            and STRATEGY_EXTENSION not in extensions
+            and BUDGET_EXTENSION not in extensions
+            and CLASSIFIER_EXTENSION not in extensions
+            and EVENT_HOOKS_EXTENSION not in extensions
+        ):
+            return self._bound(request, call_next)
+        return self._per_call(request, call_next)
+
+    async def _per_call(self, request: Request, call_next: Handler[Request, Response]) -> Response:
+        """A strategy chosen for this call, or values an outer layer put on the request: carried
+        to the strategy through the request's extensions."""
         extensions = request.extensions
         added: dict[str, object] = {}
         if self.budget is not None and BUDGET_EXTENSION not in extensions:
@@ -124,5 +174,39 @@ class MethodBasedStrategy:
                 raise ValueError(f"strategy for {method} must be a middleware, got {strategy!r}")
         object.__setattr__(self, "strategies", MappingProxyType(by_method))
 
-    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        return await self.strategies.get(request.method, self.default)(request, call_next)
+    def with_defaults(
+        self, *, budget: RetryBudget | None, classifier: ResponseClassifier | None, event_hooks: Sequence[EventHook]
+    ) -> MethodBasedStrategy | None:
+        """A copy whose strategies are each given the defaults (see ``SingleAttempt``), or
+        ``None`` when one of them cannot take them that way."""
+        bound = {
+            method: bind(strategy, budget, classifier, event_hooks) for method, strategy in self.strategies.items()
+        }
+        default = bind(self.default, budget, classifier, event_hooks)
+        if default is None or any(strategy is None for strategy in bound.values()):
+            return None
+        return MethodBasedStrategy(cast(dict[str, Middleware[Request, Response]], bound), default)
+
+    def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
+        try:
+            strategy = self.strategies[request.method]
+        except KeyError:
+            strategy = self.default
+        return strategy(request, call_next)
+
+
+def bind(
+    strategy: Middleware[Request, Response],
+    budget: RetryBudget | None,
+    classifier: ResponseClassifier | None,
+    event_hooks: Sequence[EventHook],
+) -> Middleware[Request, Response] | None:
+    """``strategy`` given a client's defaults through its ``with_defaults``, when it has one
+    (ours do); ``None`` for a strategy that takes them only from the request."""
+    with_defaults = getattr(strategy, "with_defaults", None)
+    if with_defaults is None:
+        return None
+    bound: Middleware[Request, Response] | None = with_defaults(
+        budget=budget, classifier=classifier, event_hooks=tuple(event_hooks)
+    )
+    return bound
