@@ -14,6 +14,7 @@ import itertools
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -42,12 +43,32 @@ LOW_TIMEOUT_THRESHOLD = 0.005
 def _now() -> float:
     """The running loop's clock (virtual under a test clock), else the monotonic clock.
 
-    asyncio's default loop clock *is* ``time.monotonic``, so both agree in production.
+    asyncio's own loops keep ``time.monotonic`` (their ``time()`` calls it), so for them it is
+    called directly: this runs several times per call. Which clock a loop keeps is remembered
+    for the last loop seen (``_CLOCK``): a memo of a fact about that loop, never stale, since a
+    new loop is looked at afresh.
     """
     try:
-        return asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
     except RuntimeError:
         return time.monotonic()
+    memo = _CLOCK
+    if loop is not memo.loop:
+        memo.loop = loop
+        memo.clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+    return memo.clock()
+
+
+class _Clock:
+    __slots__ = ("clock", "loop")
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.clock: Callable[[], float] = time.monotonic
+
+
+#: The last running loop ``_now`` saw, and its clock.
+_CLOCK = _Clock()
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -210,32 +231,30 @@ def covering() -> DeadlineScope | None:
     return scope if scope is not None and scope.state == _LIVE else None
 
 
-def covered(deadline_at: float, loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether an enclosing live scope already cancels the current task by ``deadline_at`` (loop
-    clock).
+def covered(deadline: Deadline) -> bool:
+    """Whether the enclosing call's live scope already enforces ``deadline`` (it is the same, or
+    later): then a transport needs no timer of its own for it.
 
-    Only the scope's own task counts: a task started inside the call (a hedge) is reached by
-    that cancellation only through whoever awaits it, which this cannot check, so it keeps its
-    own timer.
+    The scope cancels the task that entered it; tasks started inside the call are reached
+    through whoever awaits them, as hedging's ``TaskGroup`` does, which is the rule for any task
+    a middleware starts: it ends with the call. Background work that may outlive the call is
+    started inside ``detached()``, which leaves the call's scope behind.
     """
     scope = _COVERING.get()
     return (
-        scope is not None
-        and scope.state == _LIVE
-        and scope.at <= deadline_at
-        and scope.task is asyncio.current_task(loop)
+        scope is not None and scope.state == _LIVE and (scope.deadline is deadline or scope.at <= deadline.deadline_at)
     )
 
 
-def own_bound(timeout: float | None) -> float | None:
-    """The part of a transport's ``timeout`` (seconds from now; ``None``: unbounded) that it
-    must enforce itself: ``None`` when an enclosing ``ClientDeadline`` scope already cancels
-    this task by then, else ``timeout``. A transport that arms no timer for a covered call
-    also spares its library's own (aiohttp's per-request timer): one timer per call."""
-    if timeout is None or _COVERING.get() is None:
-        return timeout
-    loop = asyncio.get_running_loop()
-    return None if covered(loop.time() + timeout + 1e-9, loop) else timeout  # 1e-9: float rounding
+def own_bound(deadline: Deadline | None, timeout: float | None) -> float | None:
+    """The part of a transport's ``timeout`` (seconds from now; ``None``: unbounded) that it must
+    enforce itself, for a request whose deadline is ``deadline``: ``None`` when that deadline is
+    ``covered()`` (``Pipeline`` derives ``timeout`` from it), else ``timeout``. A transport that
+    arms no timer for a covered call spares its library's own too (aiohttp's per-request timer):
+    one timer per call."""
+    if timeout is not None and deadline is not None and covered(deadline):
+        return None
+    return timeout
 
 
 def earliest(first: Deadline | None, second: Deadline | None) -> Deadline | None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from aio_pipeline import Deadline, DeadlineExceededError
+from aio_pipeline import Deadline, DeadlineExceededError, detached
 from aio_pipeline._deadline import DeadlineTimer, covered, covering
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
@@ -136,29 +136,34 @@ async def test_an_expiry_the_body_swallows_is_taken_back() -> None:
     assert current is not None and current.cancelling() == 0
 
 
-async def test_covered_inside_and_in_the_tasks_it_starts_not_after() -> None:
+async def test_covered_inside_and_in_the_tasks_it_starts_not_after_nor_when_detached() -> None:
     loop, timer = asyncio.get_running_loop(), DeadlineTimer()
-    at = loop.time() + 2
+    deadline = Deadline(loop.time() + 2)
     assert covering() is None
     seen: list[bool] = []
 
     async def in_a_task_of_its_own() -> tuple[bool, float | None]:
         scope = covering()
-        return covered(at, loop), None if scope is None else scope.at
+        return covered(deadline), None if scope is None else scope.at
 
     async def body() -> str:
-        seen.append(covered(at, loop))  # this deadline: enforced already
-        seen.append(covered(at + 1, loop))  # a later one: too
-        seen.append(covered(at - 1, loop))  # an earlier one: no
-        # A task started inside (a hedge, say) inherits the call's deadline, but keeps a timer
-        # of its own: only its parent's awaiting would pass the scope's cancellation on.
-        assert await asyncio.create_task(in_a_task_of_its_own()) == (False, at)
+        seen.append(covered(deadline))  # this deadline: enforced already
+        seen.append(covered(Deadline(deadline.deadline_at + 1)))  # a later one: too
+        seen.append(covered(Deadline(deadline.deadline_at - 1)))  # an earlier one: no
+        # A task started inside (a hedge, in its TaskGroup) ends with the call: covered too.
+        assert await asyncio.create_task(in_a_task_of_its_own()) == (True, deadline.deadline_at)
+        with detached():  # background work may outlive the call: on its own
+            assert await asyncio.create_task(in_a_task_of_its_own()) == (False, None)
         return "done"
 
-    assert await bounded(timer, at, body) == "done"
+    scope = timer.enter(deadline, loop)
+    try:
+        assert await body() == "done"
+    finally:
+        timer.leave(scope)
     assert seen == [True, True, False]
     assert covering() is None
-    assert not covered(at, loop)
+    assert not covered(deadline)
 
 
 async def test_the_heap_stays_bounded_by_the_live_scopes() -> None:

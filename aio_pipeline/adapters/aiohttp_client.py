@@ -29,7 +29,6 @@ still matches; ``CircuitOpenError`` and ``DeadlineExceededError`` (a ``TimeoutEr
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import warnings
 from collections.abc import Iterable
@@ -200,8 +199,7 @@ async def _send(request: Request) -> Response:
     if timeout is not None and timeout <= 0:
         raise DeadlineExceededError("deadline expired before sending", request=request)
     outgoing = call.outgoing(request)
-    loop = asyncio.get_running_loop()
-    at = None if deadline is None or covered(deadline.deadline_at, loop) else deadline.deadline_at
+    at = None if deadline is None or covered(deadline) else deadline.deadline_at
     try:
         async with within(at, request=request, message="no response", seconds=timeout):  # None: no timer
             return await call.receive(outgoing)

@@ -30,7 +30,6 @@ httpx exception, so ``except httpx.HTTPError`` still matches; ``CircuitOpenError
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from collections.abc import AsyncIterator, Iterable
 from types import MappingProxyType
@@ -121,8 +120,7 @@ class HttpxPipelineTransport(httpx.AsyncBaseTransport):
         # The call's deadline, for the next hop: the one ClientDeadline resolved is what code
         # inside the call inherits, where this attempt's own (maybe a share) is not.
         call.deadline = _earliest(call.deadline, inherited_deadline())
-        loop = asyncio.get_running_loop()
-        at = None if deadline is None or covered(deadline.deadline_at, loop) else deadline.deadline_at
+        at = None if deadline is None or covered(deadline) else deadline.deadline_at
         try:
             async with within(at, request=request, message="no response", seconds=timeout):
                 response, body = await cancelled_once(self._exchange(outgoing))

@@ -139,7 +139,7 @@ class AioHttpTransport(Transport):
         except ValueError as error:
             raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
         sends = _Sends()
-        bound = own_bound(timeout)
+        bound = own_bound(request.deadline, timeout)
         try:
             if bound is None:
                 return await self._send(url, request, sends, timeout)
