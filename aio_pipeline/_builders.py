@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, TypedDict, Unpack
 
 from ._errors import InvalidRequestError
 from ._headers import Headers, HeadersLike
-from ._request import QueryLike, Request, _query_pairs
+from ._request import STANDARD_METHODS, QueryLike, Request, _query_pairs, check_headers, checked_method, new_request
 
 __all__ = [
     "delete",
@@ -27,6 +28,7 @@ __all__ = [
 
 
 _NO_HEADERS = Headers()  # immutable, so one instance serves every request without headers
+_NO_PARAMETERS: Mapping[str, Any] = MappingProxyType({})
 
 
 class RequestOptions(TypedDict, total=False):
@@ -41,23 +43,57 @@ class RequestOptions(TypedDict, total=False):
     retryable: bool
 
 
-def request(method: str, url: object, body: bytes = b"", **options: Unpack[RequestOptions]) -> Request:
-    """A request for any method; ``url`` is absolute or relative to the client's endpoint."""
-    path_parameters = options.get("path_parameters") or {}
-    for name, value in path_parameters.items():
-        if value is None:  # str(None) would send the segment "None"
-            raise InvalidRequestError(f"path parameter {name!r} is None")
-    return Request(
-        method=method,
-        url=str(url),
-        headers=_NO_HEADERS if options.get("headers") is None else Headers(options.get("headers")),
-        path_parameters={str(k): str(v) for k, v in path_parameters.items()},
-        query_parameters=_query_pairs(options.get("query_parameters")),
-        body=body,
-        allow_redirects=options.get("allow_redirects", True),
-        max_redirects=options.get("max_redirects", 10),
-        escape_path_parameters=options.get("escape_path_parameters", True),
-        retryable=options.get("retryable", False),
+def request(
+    method: str,
+    url: object,
+    body: bytes = b"",
+    *,
+    headers: HeadersLike = None,
+    query_parameters: QueryLike = None,
+    path_parameters: Mapping[str, Any] | None = None,
+    allow_redirects: bool = True,
+    max_redirects: int = 10,
+    escape_path_parameters: bool = True,
+    retryable: bool = False,
+) -> Request:
+    """A request for any method; ``url`` is absolute or relative to the client's endpoint.
+
+    Checked as ``Request(...)`` checks it (``InvalidRequestError`` for a bad method, body,
+    header, redirect count or a ``None`` path parameter), but built without ``__init__``: every
+    call starts here, and the common request (a standard method, no headers) needs no checks.
+    """
+    if type(method) is not str or method not in STANDARD_METHODS:
+        method = checked_method(method)
+    if type(body) is not bytes:
+        raise InvalidRequestError(f"body must be bytes, got {type(body).__name__}")
+    if max_redirects < 0:
+        raise InvalidRequestError(f"max_redirects must be >= 0, got {max_redirects}")
+    if path_parameters:
+        for name, value in path_parameters.items():
+            if value is None:  # str(None) would send the segment "None"
+                raise InvalidRequestError(f"path parameter {name!r} is None")
+        parameters: Mapping[str, str] = MappingProxyType({str(k): str(v) for k, v in path_parameters.items()})
+    else:
+        parameters = _NO_PARAMETERS
+    return new_request(
+        {
+            "method": method,
+            "url": url if type(url) is str else str(url),
+            "headers": _NO_HEADERS if headers is None else check_headers(Headers(headers)),
+            "path_parameters": parameters,
+            "query_parameters": _query_pairs(query_parameters) if query_parameters else (),
+            "body": body,
+            "allow_redirects": allow_redirects,
+            "max_redirects": max_redirects,
+            "escape_path_parameters": escape_path_parameters,
+            "endpoint": None,
+            "deadline": None,
+            "priority": None,
+            "attempt": 1,
+            "attempt_kind": "first",
+            "retryable": retryable,
+            "extensions": _NO_PARAMETERS,
+        }
     )
 
 

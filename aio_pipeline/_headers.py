@@ -23,7 +23,7 @@ class Headers(CIMultiDictProxy[str]):
     A ``multidict.CIMultiDictProxy``: ``headers[name]`` and ``get`` give the first value,
     ``getall(name)`` every value in order (``Set-Cookie``; ``KeyError`` when there is none,
     unless a default is given), ``items()`` every pair as sent, and it equals any multidict with
-    the same pairs. ``update``, ``extend`` and ``without`` return a new ``Headers``.
+    the same pairs. ``update``, ``extend``, ``replaced`` and ``without`` return a new ``Headers``.
 
     Built from a mapping or ``(name, value)`` pairs (names and values taken as ``str``), from
     another ``Headers`` (shared: neither can change) or from a ``CIMultiDictProxy`` (taken as
@@ -72,6 +72,17 @@ class Headers(CIMultiDictProxy[str]):
             return self
         changed = self.copy()
         changed.extend(new)
+        return Headers(CIMultiDictProxy(changed))
+
+    def replaced(self, values: Mapping[str, str | None]) -> Headers:
+        """A copy where each name of ``values`` has that one value in place of all it had
+        (kept where its first value was), or none at all where the value is ``None``."""
+        changed = self.copy()
+        for name, value in values.items():
+            if value is None:
+                changed.popall(name, None)
+            else:
+                changed[name] = value
         return Headers(CIMultiDictProxy(changed))
 
     def without(self, *names: str) -> Headers:

@@ -16,7 +16,7 @@ from ._headers import Headers
 from ._priority import Priority
 from ._url import authority_of, escape_segment, is_absolute, join_url, requote, route_of
 
-__all__ = ["QueryLike", "Request", "check_headers"]
+__all__ = ["STANDARD_METHODS", "QueryLike", "Request", "check_headers", "checked_method", "new_request"]
 
 QueryLike: TypeAlias = (
     "Mapping[str, str | int | float | Sequence[str | int | float]] | Sequence[tuple[str, str]] | None"
@@ -75,9 +75,7 @@ class Request:
     extensions: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
     def __post_init__(self) -> None:
-        method = self.method.upper() if isinstance(self.method, str) else ""
-        if not _TOKEN.fullmatch(method):
-            raise InvalidRequestError(f"method must be an HTTP token such as GET, got {self.method!r}")
+        method = checked_method(self.method)
         if not isinstance(self.body, bytes):
             raise InvalidRequestError(f"body must be bytes, got {type(self.body).__name__}")
         if self.max_redirects < 0:
@@ -165,6 +163,26 @@ class Request:
     def absolute_url(self, endpoint: str | None = None) -> str:
         """The full URL to send to; see ``join_url`` for how a relative URL meets the endpoint."""
         return join_url(endpoint if endpoint is not None else self.endpoint, self.render_path(), request=self)
+
+
+def checked_method(method: object) -> str:
+    """``method`` upper-cased, if it is an HTTP token; else ``InvalidRequestError``."""
+    upper = method.upper() if isinstance(method, str) else ""
+    if not _TOKEN.fullmatch(upper):
+        raise InvalidRequestError(f"method must be an HTTP token such as GET, got {method!r}")
+    return upper
+
+
+#: Methods known good as they are: no need to upper-case or match them.
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def new_request(fields: dict[str, Any]) -> Request:
+    """A ``Request`` of ``fields`` (every field, already checked) without ``__init__``: for the
+    builders, which check what they are given themselves."""
+    new = _new_request(Request)
+    _set(new, "__dict__", fields)
+    return new
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Request))

@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from typing import Final, Protocol
 
-from ._deadline import Deadline, format_timeout
+from ._deadline import Deadline, _now
 
 __all__ = [
     "ATTEMPT_HEADER",
@@ -48,10 +48,12 @@ def timeout_header_value(deadline: Deadline) -> str:
     The value is truncated, not rounded, to the four decimals sent, so it never claims more
     time than is left: a callee that trusts it finishes before the caller gives up.
     """
-    seconds = deadline.timeout
+    seconds = deadline.deadline_at - _now()
+    if seconds <= 0:
+        return "0.0000"
     if seconds < _TRUNCATE_BELOW:
         seconds = math.floor(seconds * 10_000) / 10_000
-    return format_timeout(seconds)
+    return f"{seconds:.4f}"
 
 
 class InboundRequest(Protocol):

@@ -14,13 +14,14 @@ when the request leaves.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from aio_pipeline._headers import Headers
 from aio_pipeline._pipeline import Handler
 from aio_pipeline._request import Request
 from aio_pipeline._response import Response
-from aio_pipeline._wire import ATTEMPT_HEADER, PRIORITY_HEADER, SYSTEM_HEADERS, TIMEOUT_HEADER, timeout_header_value
+from aio_pipeline._wire import ATTEMPT_HEADER, PRIORITY_HEADER, TIMEOUT_HEADER, timeout_header_value
 
 __all__ = ["SystemHeaders", "system_headers"]
 
@@ -32,13 +33,14 @@ def system_headers(request: Request) -> Headers:
     deadline, not a value someone typed. The timeout is written only when the request has a
     deadline, the priority only when it has one; the attempt always.
     """
-    values = []
-    if request.deadline is not None:
-        values.append((TIMEOUT_HEADER, timeout_header_value(request.deadline)))
-    if request.priority is not None:
-        values.append((PRIORITY_HEADER, request.priority.value))
-    values.append((ATTEMPT_HEADER, str(request.attempt)))
-    return request.headers.without(*SYSTEM_HEADERS).extend(values)
+    deadline, priority = request.deadline, request.priority
+    return request.headers.replaced(
+        {
+            TIMEOUT_HEADER: None if deadline is None else timeout_header_value(deadline),
+            PRIORITY_HEADER: None if priority is None else priority.value,
+            ATTEMPT_HEADER: str(request.attempt),
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,7 +54,8 @@ class SystemHeaders:
 
     emit_system_headers: bool = True
 
-    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+    def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
+        # A plain function handing on call_next's awaitable: no frame of its own on the stack.
         if not self.emit_system_headers:
-            return await call_next(request)
-        return await call_next(request.replace(headers=system_headers(request)))
+            return call_next(request)
+        return call_next(request.replace(headers=system_headers(request)))
