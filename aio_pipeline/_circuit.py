@@ -128,10 +128,12 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
         (carrying ``request``) whose ``retry_after`` is the seconds until a probe may go:
         the rest of the break, or while every probe slot is taken, the time until the oldest
         probe's lease runs out (the latest the half-open state can last)."""
-        now = self._now()
         circuit = self._circuit_for(key)
+        if circuit.state is CircuitState.CLOSED:  # nothing changes a closed circuit with time alone
+            return CircuitPermit(self, key, circuit, None)
+        now = self._now()
         self._advance(key, circuit, now)
-        if circuit.state is CircuitState.CLOSED:
+        if circuit.state is CircuitState.CLOSED:  # type: ignore[comparison-overlap]  # _advance changes it
             return CircuitPermit(self, key, circuit, None)
         if circuit.state is CircuitState.HALF_OPEN:
             if len(circuit.probes) + circuit.probe_successes < self.half_open_probes:
@@ -182,8 +184,11 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
             permit.cancelled()  # a no-op once reported: only a cancellation arrives here unreported
 
     def _circuit_for(self, key: KeyT) -> Circuit:
-        circuit = self._circuits.get(key)
-        if circuit is not None:
+        try:
+            circuit = self._circuits[key]
+        except KeyError:
+            pass
+        else:
             self._circuits.move_to_end(key)
             return circuit
         circuit = self._circuits[key] = Circuit(SlidingWindow(self.sampling_duration, self.windows_count))
@@ -196,7 +201,8 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
         if self._circuits.get(key) is not circuit:
             return  # the key was forgotten (least recently used) while the attempt ran
         now = self._now()
-        self._advance(key, circuit, now)
+        if circuit.state is not CircuitState.CLOSED:
+            self._advance(key, circuit, now)
         if circuit.epoch != epoch:
             return  # the circuit has moved on: this attempt says nothing about its new period
         if permit.probe_id is not None:

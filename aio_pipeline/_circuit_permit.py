@@ -48,21 +48,24 @@ class CircuitPermit(Generic[KeyT]):
         self.is_probe = probe_id is not None
 
     def success(self) -> None:
-        self._report(Outcome.SUCCESS)
-
-    def failure(self) -> None:
-        self._report(Outcome.FAILURE)
-
-    def cancelled(self) -> None:
-        self._report(Outcome.CANCELLED)
-
-    def unused(self) -> None:
-        self._report(Outcome.UNUSED)
-
-    def _report(self, outcome: Outcome) -> None:
         if not self._reported:
             self._reported = True
-            self._breaker._report(self, self._circuit, self._epoch, outcome)
+            self._breaker._report(self, self._circuit, self._epoch, Outcome.SUCCESS)
+
+    def failure(self) -> None:
+        if not self._reported:
+            self._reported = True
+            self._breaker._report(self, self._circuit, self._epoch, Outcome.FAILURE)
+
+    def cancelled(self) -> None:
+        if not self._reported:
+            self._reported = True
+            self._breaker._report(self, self._circuit, self._epoch, Outcome.CANCELLED)
+
+    def unused(self) -> None:
+        if not self._reported:
+            self._reported = True
+            self._breaker._report(self, self._circuit, self._epoch, Outcome.UNUSED)
 
 
 class Circuit:

@@ -45,12 +45,17 @@ class SlidingWindow:
 
     def record(self, now: float, *, failed: bool) -> None:
         """Count one outcome at ``now`` (seconds on the caller's clock)."""
-        index = self._expire(now)
-        if not self._buckets or self._buckets[-1].index < index:
-            self._buckets.append(_Bucket(index))
+        position = now / self._width
+        # floor() without a call for the usual clock (>= 0), where int() truncates the same way.
+        index = int(position) if position >= 0 else math.floor(position)
+        buckets = self._buckets
+        if not buckets or buckets[-1].index != index:  # a new bucket: only then can old ones expire
+            self._expire(index)
+            if not buckets or buckets[-1].index < index:
+                buckets.append(_Bucket(index))
         # A clock that went backwards (it should not; the loop clock is monotonic) lands in the
         # newest bucket rather than corrupting the order the expiry relies on.
-        bucket = self._buckets[-1]
+        bucket = buckets[-1]
         if failed:
             bucket.failures += 1
             self._failures += 1
@@ -60,7 +65,7 @@ class SlidingWindow:
 
     def counts(self, now: float) -> tuple[int, int]:
         """``(successes, failures)`` within the window ending at ``now``."""
-        self._expire(now)
+        self._expire(math.floor(now / self._width))
         return self._successes, self._failures
 
     def reset(self) -> None:
@@ -68,12 +73,10 @@ class SlidingWindow:
         self._buckets.clear()
         self._successes = self._failures = 0
 
-    def _expire(self, now: float) -> int:
-        """Drop the buckets that have slid out of the window; return the current bucket index."""
-        index = math.floor(now / self._width)
+    def _expire(self, index: int) -> None:
+        """Drop the buckets that have slid out of the window ending in bucket ``index``."""
         oldest_kept = index - self.buckets + 1
         while self._buckets and self._buckets[0].index < oldest_kept:
             bucket = self._buckets.popleft()
             self._successes -= bucket.successes
             self._failures -= bucket.failures
-        return index

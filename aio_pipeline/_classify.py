@@ -100,12 +100,14 @@ class DefaultResponseClassifier(ResponseClassifier):
         object.__setattr__(self, "verdict_for_status", MappingProxyType(dict(overrides)))
 
     def classify(self, response: Response) -> ResponseVerdict:
-        verdict = self.verdict_for_status.get(response.status)
-        if verdict is not None:
-            return verdict
+        status = response.status
+        if self.verdict_for_status:
+            verdict = self.verdict_for_status.get(status)
+            if verdict is not None:
+                return verdict
         if DO_NOT_RETRY_HEADER in response.headers:
             return ResponseVerdict.ACCEPT
-        if response.is_server_error() or response.status in (408, 429, self.network_errors_code):
+        if 500 <= status < 600 or status in (408, 429, self.network_errors_code):
             return ResponseVerdict.REJECT
         return ResponseVerdict.ACCEPT
 

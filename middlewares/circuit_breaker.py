@@ -25,6 +25,10 @@ from aio_pipeline._response import Response
 
 __all__ = ["CircuitBreakerMiddleware", "endpoint_authority"]
 
+#: Distinct URL templates and endpoints whose circuit key one middleware remembers; past that the
+#: key is worked out per attempt, so no input grows the memo for ever.
+_KEY_CACHE_SIZE = 1024
+
 
 def endpoint_authority(request: Request) -> str:
     """``scheme://host:port`` of where ``request`` goes (``Request.authority``): the default key.
@@ -62,20 +66,36 @@ class CircuitBreakerMiddleware:
     key: Callable[[Request], Hashable] = endpoint_authority
     classifier: ResponseClassifier = field(default_factory=DefaultResponseClassifier)
 
+    _keys: dict[tuple[str, str | None], str] | None = field(default=None, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if not isinstance(self.breaker, CircuitBreaker):
             raise ValueError(f"breaker must be a CircuitBreaker instance, got {self.breaker!r}")
         if not callable(self.key):
             raise ValueError(f"key must be callable (request -> key), got {self.key!r}")
         check_kind("classifier", self.classifier, ResponseClassifier)
+        if self.key is endpoint_authority:  # a pure function of URL and endpoint: remembered
+            object.__setattr__(self, "_keys", {})
 
     def _failed(self, response: Response) -> bool:
         return self.classifier.classify(response) is ResponseVerdict.REJECT
 
+    def _key(self, request: Request) -> Hashable:
+        keys = self._keys
+        if keys is None:
+            return self.key(request)
+        try:
+            return keys[request.url, request.endpoint]
+        except KeyError:
+            key = request.authority
+            if len(keys) < _KEY_CACHE_SIZE:
+                keys[request.url, request.endpoint] = key
+            return key
+
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        if not isinstance(self.breaker, DefaultCircuitBreaker):
+        if type(self.breaker) is not DefaultCircuitBreaker and not isinstance(self.breaker, DefaultCircuitBreaker):
             return await self._execute(request, call_next)
-        permit = self.breaker.acquire(self.key(request), request=request)
+        permit = self.breaker.acquire(self._key(request), request=request)
         try:
             response = await call_next(request)
         except InvalidRequestError:
@@ -97,7 +117,7 @@ class CircuitBreakerMiddleware:
                 permit.cancelled()
             raise
         try:
-            failed = self._failed(response)
+            failed = self.classifier.classify(response) is ResponseVerdict.REJECT
         except BaseException:  # a broken classifier must not leak the connection
             permit.failure()
             await response.close()
