@@ -9,12 +9,10 @@ them with its own request and response types.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TypeAlias, TypeVar
 
-from ._errors import DeadlineExceededError
 from ._request import Request
 from ._response import Response
 from ._transport import Transport
@@ -50,9 +48,9 @@ def _link(
 class Pipeline:
     """Client middlewares stacked over a transport: ``await pipeline(request)``.
 
-    The terminal handler sends through ``transport`` with the request's ``endpoint`` and the
-    time left of ``request.deadline`` (no bound when it has none). An expired deadline fails
-    with ``DeadlineExceededError`` before touching the network.
+    The terminal handler is ``transport.send_request``: the request goes to its ``endpoint``
+    within what is left of ``request.deadline`` (no bound when it has none). An expired
+    deadline fails with ``DeadlineExceededError`` before touching the network.
     """
 
     __slots__ = ("_handler", "middlewares", "transport")
@@ -65,7 +63,7 @@ class Pipeline:
         for middleware in self.middlewares:
             if not callable(middleware):
                 raise ValueError(f"middlewares must be callables (request, call_next), got {middleware!r}")
-        self._handler = compose(self.middlewares, self._send)
+        self._handler = compose(self.middlewares, transport.send_request)
 
     def __repr__(self) -> str:
         names = [getattr(m, "__qualname__", type(m).__qualname__) for m in self.middlewares]
@@ -73,15 +71,6 @@ class Pipeline:
 
     def __call__(self, request: Request) -> Awaitable[Response]:
         return self._handler(request)
-
-    def _send(self, request: Request) -> Awaitable[Response]:
-        deadline = request.deadline
-        if deadline is None:
-            return self.transport.send(request.endpoint, request, None)
-        timeout = deadline.deadline_at - asyncio.get_running_loop().time()
-        if timeout <= 0:
-            raise DeadlineExceededError("deadline expired before sending", request=request)
-        return self.transport.send(request.endpoint, request, timeout)
 
     async def aclose(self) -> None:
         """Close the transport (which leaves a user's own session open)."""

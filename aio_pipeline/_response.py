@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from ._errors import ContentTypeError
 from ._headers import Headers, HeadersLike
@@ -43,7 +44,7 @@ class Response:
     against a buffering transport does not break against a streaming one.
     """
 
-    __slots__ = ("_body", "_closed", "_closing", "_on_close", "_read", "_reader", "headers", "status", "url")
+    __slots__ = ("_body", "_closed", "_closing", "_on_close", "_read", "_reader", "_url", "headers", "status")
 
     def __init__(
         self,
@@ -51,14 +52,14 @@ class Response:
         headers: HeadersLike = None,
         body: bytes = b"",
         *,
-        url: str = "",
+        url: str | URL = "",
         reader: BodyReader | None = None,
         on_close: Closer | None = None,
     ) -> None:
         self.status = status
         # A read-only multidict (a transport's library built it) is kept as it is.
         self.headers: CIMultiDictProxy[str] = headers if isinstance(headers, CIMultiDictProxy) else Headers(headers)
-        self.url = url
+        self._url = url  # a library's URL object is turned into text only if asked for
         self._body: bytes | None = None if reader is not None else body
         self._reader = reader
         self._on_close = on_close
@@ -68,6 +69,14 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.url}>"
+
+    @property
+    def url(self) -> str:
+        """The URL that answered (after redirects), as text; ``""`` when unknown."""
+        url = self._url
+        if type(url) is not str:
+            url = self._url = str(url)
+        return url
 
     def is_successful(self) -> bool:
         """2xx."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 import yarl
 
-from .._deadline import own_bound, within
+from .._deadline import _now, covered, own_bound, within
 from .._errors import (
     ConnectError,
     DeadlineExceededError,
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from .._metrics import MetricsProvider
 
 __all__ = ["AioHttpTransport"]
+
+#: Distinct URLs and endpoints whose parsed URL one transport remembers; past that each is
+#: parsed per call, so no input grows the memo for ever.
+_URL_CACHE_SIZE = 1024
 
 #: What aiohttp raises when it got no connection to send on: connecting failed (refused, DNS,
 #: TLS handshake, proxy), or timed out, waiting for a pool slot included (``ClientTimeout.connect``
@@ -101,9 +105,12 @@ class AioHttpTransport(Transport):
     is for ``setup()`` to use (see ``Transport``).
 
     aiohttp follows redirects (and resends an idempotent request once over a fresh connection)
-    inside one ``session.request``. Whether any of those sends got past connecting is watched
-    by a middleware added innermost for each call, after the session's own (``_Sends``), so a
-    failure is a ``ConnectError`` exactly when nothing of the call was sent (``map_error``).
+    inside one ``session.request``. For a request that is not idempotent, whether any of those
+    sends got past connecting is watched by a middleware added innermost for that call, after the
+    session's own (``_Sends``), so a failure is a ``ConnectError`` exactly when nothing of the
+    call was sent (``map_error``), and a POST answered ``303`` is never sent again. An idempotent
+    request is repeatable whatever was sent, so it is spared that watch: for it a failure to
+    connect is a ``ConnectError`` on whichever hop it happened.
 
     Timeouts: the attempt's ``timeout`` replaces the session's ``total`` (its ``connect``,
     ``sock_connect`` and ``sock_read`` still apply); when an enclosing ``ClientDeadline``
@@ -111,7 +118,7 @@ class AioHttpTransport(Transport):
     arms a timer for it. With no ``timeout`` at all the session's own timeout applies as is.
     """
 
-    __slots__ = ("_buffer_payload", "_session", "_timeout")
+    __slots__ = ("_buffer_payload", "_session", "_timeout", "_urls")
 
     def __init__(
         self,
@@ -131,37 +138,77 @@ class AioHttpTransport(Transport):
             sock_read=own.sock_read,
             ceil_threshold=own.ceil_threshold,
         )
+        # The URL to send to, per URL and endpoint of requests without parameters (nearly all):
+        # joining and parsing it costs more than the rest of the transport.
+        self._urls: dict[tuple[str, str | None], yarl.URL] = {}
+
+    def send_request(self, request: Request) -> Awaitable[Response]:
+        if type(self).send is not AioHttpTransport.send:  # a subclass watching send() sees every call
+            return super().send_request(request)
+        deadline = request.deadline
+        if deadline is None:
+            return self._send_within(request.endpoint, request, None, None)
+        if covered(deadline):
+            # The enclosing ClientDeadline cancels this call at its deadline, and has made sure
+            # there was time left when the call began: no clock read, no timer here.
+            return self._send_within(request.endpoint, request, None, self._timeout)
+        timeout = deadline.deadline_at - _now()
+        if timeout <= 0:
+            raise DeadlineExceededError("deadline expired before sending", request=request)
+        return self._send_within(request.endpoint, request, timeout, self._timeout)
 
     async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:
-        url_text = request.absolute_url(endpoint)  # raises InvalidRequestError itself
-        try:
-            url = yarl.URL(url_text, encoded=True)
-        except ValueError as error:
-            raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
-        sends = _Sends()
-        bound = own_bound(request.deadline, timeout)
+        aiohttp_timeout = self._session.timeout if timeout is None else self._timeout
+        return await self._send_within(endpoint, request, own_bound(request.deadline, timeout), aiohttp_timeout)
+
+    async def _send_within(
+        self, endpoint: str | None, request: Request, bound: float | None, aiohttp_timeout: aiohttp.ClientTimeout | None
+    ) -> Response:
+        """Send, bounded by ``bound`` seconds (``None``: by nobody here), with ``aiohttp_timeout``
+        as aiohttp's own (``None``: the session's)."""
+        if not request.path_parameters and not request.query_parameters:
+            try:
+                url = self._urls[request.url, endpoint]
+            except KeyError:
+                url = self._url(request, endpoint)
+                if len(self._urls) < _URL_CACHE_SIZE:
+                    self._urls[request.url, endpoint] = url
+        else:
+            url = self._url(request, endpoint)
+        sends = None if request.is_idempotent else _Sends()
         try:
             if bound is None:
-                return await self._send(url, request, sends, timeout)
+                return await self._send(url, request, sends, aiohttp_timeout)
             async with within.after(bound, request=request, message="no response"):
-                return await self._send(url, request, sends, timeout)
+                return await self._send(url, request, sends, aiohttp_timeout)
         except DeadlineExceededError:
             raise
         except aiohttp.ClientError as error:  # before TimeoutError: ConnectionTimeoutError is both
-            raise map_error(error, request, sent_before=sends.sent) from error
+            raise map_error(error, request, sent_before=sends is not None and sends.sent) from error
         except TimeoutError as error:  # aiohttp's own timeouts (the session's ClientTimeout)
             raise TransportError(f"timed out: {error!r}", request=request) from error
         except ValueError as error:
             if isinstance(error, InvalidRequestError):
                 raise
-            if sends.sent:  # built for a redirect hop: the server's URL, not the caller's request
+            if sends is not None and sends.sent:  # built for a redirect hop: the server's URL, not the caller's request
                 raise TransportError(f"after a redirect: {error}", request=request) from error
             # aiohttp checks a request while building it, e.g. "Cannot combine AUTHORIZATION
             # header with AUTH argument or credentials encoded in URL": the caller's mistake.
             raise InvalidRequestError(f"aiohttp refused the request: {error}", request=request) from error
 
-    async def _send(self, url: yarl.URL, request: Request, sends: _Sends, timeout: float | None) -> Response:
-        response = await self._session.request(
+    @staticmethod
+    def _url(request: Request, endpoint: str | None) -> yarl.URL:
+        url_text = request.absolute_url(endpoint)  # raises InvalidRequestError itself
+        try:
+            return yarl.URL(url_text, encoded=True)
+        except ValueError as error:
+            raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
+
+    async def _send(
+        self, url: yarl.URL, request: Request, sends: _Sends | None, timeout: aiohttp.ClientTimeout | None
+    ) -> Response:
+        session = self._session
+        response = await session.request(
             request.method,
             url,
             headers=request.headers,
@@ -172,22 +219,22 @@ class AioHttpTransport(Transport):
             # Per-request middlewares replace the session's, so the session's own come first,
             # as they would run; aiohttp has no public accessor for them. ``sends`` goes
             # innermost, right around each connect-and-send, redirects and resends included.
-            middlewares=(*self._session._middlewares, sends),
+            middlewares=session._middlewares if sends is None else (*session._middlewares, sends),
             # With a deadline, it bounds the call (through us, or an enclosing ClientDeadline),
             # not aiohttp's total: one timer, not two.
-            timeout=self._session.timeout if timeout is None else self._timeout,
+            timeout=session.timeout if timeout is None else timeout,
         )
         try:
             headers = response.headers  # aiohttp's read-only multidict: ours as it is
             if self._buffer_payload:
-                return Response(response.status, headers, await response.read(), url=str(response.url))
+                return Response(response.status, headers, await response.read(), url=response.url)
         except BaseException:
             response.close()  # a half-read connection must not go back to the pool
             raise
         return Response(
             response.status,
             headers,
-            url=str(response.url),
+            url=response.url,
             reader=_reader(response, request),
             on_close=_releaser(response),
         )
