@@ -5,6 +5,11 @@ A ``Handler`` takes a request and returns a response. A ``Middleware`` takes a r
 copy), short-circuit, call ``call_next`` several times, or wrap the response. ``compose`` folds
 middlewares around a handler, first one outermost. Both are generic, so the server side uses
 them with its own request and response types.
+
+A middleware object may also offer ``link(call_next) -> Handler``: the handler with
+``call_next`` bound once, as tower's ``Layer`` wraps a service. ``compose`` uses it when there
+is one, so that a call goes straight into the middleware's own code instead of through a small
+function that passes ``call_next`` along on every request; the library's middlewares do this.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from ._request import Request
 from ._response import Response
 from ._transport import Transport
 
-__all__ = ["Handler", "Middleware", "Pipeline", "compose"]
+__all__ = ["Handler", "Middleware", "Pipeline", "compose", "link"]
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -35,13 +40,19 @@ def compose(
     extra coroutine), so contextvars and cancellation flow through untouched.
     """
     for middleware in reversed(list(middlewares)):
-        handler = _link(middleware, handler)
+        handler = link(middleware, handler)
     return handler
 
 
-def _link(
+def link(
     middleware: Middleware[RequestT, ResponseT], call_next: Handler[RequestT, ResponseT]
 ) -> Handler[RequestT, ResponseT]:
+    """``middleware`` with ``call_next`` bound: its own ``link(call_next)`` if it has one, else a
+    small function passing ``call_next`` along."""
+    own = getattr(middleware, "link", None)
+    if callable(own):
+        linked: Handler[RequestT, ResponseT] = own(call_next)
+        return linked
     return lambda request: middleware(request, call_next)
 
 

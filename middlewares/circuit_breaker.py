@@ -10,7 +10,7 @@ and may share between pipelines; this middleware only maps attempts onto it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
@@ -92,41 +92,49 @@ class CircuitBreakerMiddleware:
                 keys[request.url, request.endpoint] = key
             return key
 
-    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        if type(self.breaker) is not DefaultCircuitBreaker and not isinstance(self.breaker, DefaultCircuitBreaker):
-            return await self._execute(request, call_next)
-        permit = self.breaker.acquire(self._key(request), request=request)
-        try:
-            response = await call_next(request)
-        except InvalidRequestError:
-            # The caller's mistake (a bad URL or header): the request never left, so it says
-            # nothing of the endpoint; a probe's slot goes back for the next attempt.
-            permit.unused()
-            raise
-        except Exception:
-            permit.failure()
-            raise
-        except BaseException:
-            # Cancelled. Cut off by its own deadline, the attempt timed out: a failure, and the only
-            # one an endpoint that accepts and never answers ever produces. Otherwise (a losing
-            # hedge, a caller giving up early) it says nothing about the endpoint.
-            deadline = request.deadline
-            if deadline is not None and deadline.timeout < LOW_TIMEOUT_THRESHOLD:
+    def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
+        """The handler with ``call_next`` bound (see ``compose``)."""
+
+        async def under_the_circuit(request: Request) -> Response:
+            if type(self.breaker) is not DefaultCircuitBreaker and not isinstance(self.breaker, DefaultCircuitBreaker):
+                return await self._execute(request, call_next)
+            permit = self.breaker.acquire(self._key(request), request=request)
+            try:
+                response = await call_next(request)
+            except InvalidRequestError:
+                # The caller's mistake (a bad URL or header): the request never left, so it says
+                # nothing of the endpoint; a probe's slot goes back for the next attempt.
+                permit.unused()
+                raise
+            except Exception:
+                permit.failure()
+                raise
+            except BaseException:
+                # Cancelled. Cut off by its own deadline, the attempt timed out: a failure, and the only
+                # one an endpoint that accepts and never answers ever produces. Otherwise (a losing
+                # hedge, a caller giving up early) it says nothing about the endpoint.
+                deadline = request.deadline
+                if deadline is not None and deadline.timeout < LOW_TIMEOUT_THRESHOLD:
+                    permit.failure()
+                else:
+                    permit.cancelled()
+                raise
+            try:
+                failed = self.classifier.classify(response) is ResponseVerdict.REJECT
+            except BaseException:  # a broken classifier must not leak the connection
+                permit.failure()
+                await response.close()
+                raise
+            if failed:
                 permit.failure()
             else:
-                permit.cancelled()
-            raise
-        try:
-            failed = self.classifier.classify(response) is ResponseVerdict.REJECT
-        except BaseException:  # a broken classifier must not leak the connection
-            permit.failure()
-            await response.close()
-            raise
-        if failed:
-            permit.failure()
-        else:
-            permit.success()
-        return response
+                permit.success()
+            return response
+
+        return under_the_circuit
+
+    def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
+        return self.link(call_next)(request)
 
     async def _execute(self, request: Request, call_next: Handler[Request, Response]) -> Response:
         refused = Response(502)  # a marker: identity tells a refusal from a real 502

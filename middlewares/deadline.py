@@ -95,33 +95,41 @@ class ClientDeadline:
         _check_seconds("timeout", self.timeout)
         _check_seconds("low_timeout_threshold", self.low_timeout_threshold, zero_ok=True)
 
-    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        deadline = earliest(request.deadline, inherited_deadline())
-        if deadline is None:
-            deadline = Deadline(now + self.timeout)
-        left = deadline.deadline_at - now
-        if left <= 0 or left < self.low_timeout_threshold:
-            raise DeadlineExceededError(_too_little_time(left, self.low_timeout_threshold), request=request)
-        if deadline is not request.deadline:
-            request = request.replace(deadline=deadline)
-        # One timer for every call of this middleware, not one per call (``DeadlineTimer``): the
-        # scope cancels this task in place (no extra task; contextvars and an outer cancellation
-        # flow through untouched), and while it is live the layers inside need no timer of their
-        # own for this deadline (``covered``). Only our own expiry becomes a deadline error; any
-        # other cancellation or TimeoutError is not ours to rename.
-        timer = self._timer
-        scope = timer.enter(deadline, loop)
-        try:
-            return await call_next(request)
-        except asyncio.CancelledError as error:
-            if timer.leave(scope) and scope.task.uncancel() <= scope.cancelling:
-                raise DeadlineExceededError("the call's deadline passed", request=request) from error
-            raise
-        finally:
-            if timer.leave(scope):  # expired, but the cancellation did not come out: take it back
-                scope.task.uncancel()
+    def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
+        """The handler with ``call_next`` bound (see ``compose``)."""
+
+        async def within_deadline(request: Request) -> Response:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            deadline = earliest(request.deadline, inherited_deadline())
+            if deadline is None:
+                deadline = Deadline(now + self.timeout)
+            left = deadline.deadline_at - now
+            if left <= 0 or left < self.low_timeout_threshold:
+                raise DeadlineExceededError(_too_little_time(left, self.low_timeout_threshold), request=request)
+            if deadline is not request.deadline:
+                request = request.replace(deadline=deadline)
+            # One timer for every call of this middleware, not one per call (``DeadlineTimer``): the
+            # scope cancels this task in place (no extra task; contextvars and an outer cancellation
+            # flow through untouched), and while it is live the layers inside need no timer of their
+            # own for this deadline (``covered``). Only our own expiry becomes a deadline error; any
+            # other cancellation or TimeoutError is not ours to rename.
+            timer = self._timer
+            scope = timer.enter(deadline, loop)
+            try:
+                return await call_next(request)
+            except asyncio.CancelledError as error:
+                if timer.leave(scope) and scope.task.uncancel() <= scope.cancelling:
+                    raise DeadlineExceededError("the call's deadline passed", request=request) from error
+                raise
+            finally:
+                if timer.leave(scope):  # expired, but the cancellation did not come out: take it back
+                    scope.task.uncancel()
+
+        return within_deadline
+
+    def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
+        return self.link(call_next)(request)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

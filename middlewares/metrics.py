@@ -252,33 +252,41 @@ class _Timed:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        status = "cancelled"  # unless set below: only a BaseException (cancellation) skips both
-        try:
-            response = await call_next(request)
-            status = str(response.status)
-            return response
-        except Exception as error:
-            status = library_error_name(error, "error")
-            raise
-        finally:
-            key = (request.method, request.url, request.endpoint)
+    def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
+        """The handler with ``call_next`` bound (see ``compose``)."""
+
+        async def timed(request: Request) -> Response:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            status = "cancelled"  # unless set below: only a BaseException (cancellation) skips both
             try:
-                labels = self._labels[key]
-            except KeyError:
-                labels = _client_labels(request, self.routes)
-                if len(self._labels) < _LABEL_CACHE_SIZE:
-                    self._labels[key] = labels
-            if self.attempts:
-                kind = request.attempt_kind
-                values = self.histogram.child((*labels, status, kind if kind in ATTEMPT_KINDS else "other"))
-            else:
-                values = self.histogram.child((*labels, status))
-            seconds = loop.time() - started
-            values[bisect_left(self.histogram.bounds, seconds)] += 1
-            values[-1] += seconds
+                response = await call_next(request)
+                status = str(response.status)
+                return response
+            except Exception as error:
+                status = library_error_name(error, "error")
+                raise
+            finally:
+                key = (request.method, request.url, request.endpoint)
+                try:
+                    labels = self._labels[key]
+                except KeyError:
+                    labels = _client_labels(request, self.routes)
+                    if len(self._labels) < _LABEL_CACHE_SIZE:
+                        self._labels[key] = labels
+                if self.attempts:
+                    kind = request.attempt_kind
+                    values = self.histogram.child((*labels, status, kind if kind in ATTEMPT_KINDS else "other"))
+                else:
+                    values = self.histogram.child((*labels, status))
+                seconds = loop.time() - started
+                values[bisect_left(self.histogram.bounds, seconds)] += 1
+                values[-1] += seconds
+
+        return timed
+
+    def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
+        return self.link(call_next)(request)
 
 
 @dataclass(frozen=True, slots=True)

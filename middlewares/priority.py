@@ -45,13 +45,21 @@ class ClientPriority:
     def __post_init__(self) -> None:
         _check_priority("default", self.default)
 
+    def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
+        """The handler with ``call_next`` bound (see ``compose``): a plain function handing on
+        ``call_next``'s awaitable, so no frame of its own stays on the call's stack."""
+        default = self.default
+
+        def prioritised(request: Request) -> Awaitable[Response]:
+            if request.priority is None:
+                inherited = get_context().priority
+                request = request.replace(priority=inherited if inherited is not None else default)
+            return call_next(request)
+
+        return prioritised
+
     def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
-        # A plain function handing on call_next's awaitable: nothing to do after it, so no frame
-        # of its own stays on the call's stack.
-        if request.priority is None:
-            inherited = get_context().priority
-            request = request.replace(priority=inherited if inherited is not None else self.default)
-        return call_next(request)
+        return self.link(call_next)(request)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,7 +29,7 @@ from aio_pipeline._events import (
     run_attempt,
     wants,
 )
-from aio_pipeline._pipeline import Handler, Middleware
+from aio_pipeline._pipeline import Handler, Middleware, link
 from aio_pipeline._request import Request
 from aio_pipeline._response import Response
 
@@ -63,17 +63,26 @@ class SingleAttempt:
         (``PerCallStrategy`` binds its default strategy so, once, instead of on every request)."""
         return SingleAttempt(self.budget if self.budget is not None else budget, (*self.event_hooks, *event_hooks))
 
+    def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
+        """The handler with ``call_next`` bound (see ``compose``)."""
+        quiet, budget, observed = self._quiet, self.budget, self._observed
+
+        def once(request: Request) -> Awaitable[Response]:
+            extensions = request.extensions
+            if quiet and EVENT_HOOKS_EXTENSION not in extensions and BUDGET_EXTENSION not in extensions:
+                # The usual call: count it in the budget and hand on call_next's awaitable; no
+                # outcome to build, no frame of its own left on the call's stack.
+                if budget is not None:
+                    budget.deposit()
+                if request.attempt != 1 or request.attempt_kind != "first":
+                    request = request.replace(attempt=1, attempt_kind="first")
+                return call_next(request)
+            return observed(request, call_next)
+
+        return once
+
     def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
-        extensions = request.extensions
-        if self._quiet and EVENT_HOOKS_EXTENSION not in extensions and BUDGET_EXTENSION not in extensions:
-            # The usual call: count it in the budget and hand on call_next's awaitable; no
-            # outcome to build, no frame of its own left on the call's stack.
-            if self.budget is not None:
-                self.budget.deposit()
-            if request.attempt != 1 or request.attempt_kind != "first":
-                request = request.replace(attempt=1, attempt_kind="first")
-            return call_next(request)
-        return self._observed(request, call_next)
+        return self.link(call_next)(request)
 
     async def _observed(self, request: Request, call_next: Handler[Request, Response]) -> Response:
         budget = budget_for(self.budget, request)
@@ -124,17 +133,29 @@ class PerCallStrategy:
         # call that brings none of its own goes to it without a copy of the request.
         object.__setattr__(self, "_bound", bind(self.default, self.budget, self.classifier, self.event_hooks))
 
+    def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
+        """The handler with ``call_next`` bound (see ``compose``), the bound default strategy
+        linked to it once too."""
+        per_call = self._per_call
+        if self._bound is None:
+            return lambda request: per_call(request, call_next)
+        default = link(self._bound, call_next)
+
+        def dispatch(request: Request) -> Awaitable[Response]:
+            extensions = request.extensions
+            if (
+                STRATEGY_EXTENSION not in extensions
+                and BUDGET_EXTENSION not in extensions
+                and CLASSIFIER_EXTENSION not in extensions
+                and EVENT_HOOKS_EXTENSION not in extensions
+            ):
+                return default(request)
+            return per_call(request, call_next)
+
+        return dispatch
+
     def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
-        extensions = request.extensions
-        if (
-            self._bound is not None
-            and STRATEGY_EXTENSION not in extensions
-            and BUDGET_EXTENSION not in extensions
-            and CLASSIFIER_EXTENSION not in extensions
-            and EVENT_HOOKS_EXTENSION not in extensions
-        ):
-            return self._bound(request, call_next)
-        return self._per_call(request, call_next)
+        return self.link(call_next)(request)
 
     async def _per_call(self, request: Request, call_next: Handler[Request, Response]) -> Response:
         """A strategy chosen for this call, or values an outer layer put on the request: carried
@@ -187,12 +208,22 @@ class MethodBasedStrategy:
             return None
         return MethodBasedStrategy(cast(dict[str, Middleware[Request, Response]], bound), default)
 
+    def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
+        """The handler with ``call_next`` bound (see ``compose``): each strategy linked once."""
+        by_method = {method: link(strategy, call_next) for method, strategy in self.strategies.items()}
+        default = link(self.default, call_next)
+
+        def by_its_method(request: Request) -> Awaitable[Response]:
+            try:
+                strategy = by_method[request.method]
+            except KeyError:
+                strategy = default
+            return strategy(request)
+
+        return by_its_method
+
     def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
-        try:
-            strategy = self.strategies[request.method]
-        except KeyError:
-            strategy = self.default
-        return strategy(request, call_next)
+        return self.link(call_next)(request)
 
 
 def bind(

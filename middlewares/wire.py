@@ -54,8 +54,16 @@ class SystemHeaders:
 
     emit_system_headers: bool = True
 
-    def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
-        # A plain function handing on call_next's awaitable: no frame of its own on the stack.
+    def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
+        """The handler with ``call_next`` bound (see ``compose``): a plain function handing on
+        ``call_next``'s awaitable, so no frame of its own stays on the call's stack."""
         if not self.emit_system_headers:
-            return call_next(request)
-        return call_next(request.replace(headers=system_headers(request)))
+            return call_next
+
+        def with_system_headers(request: Request) -> Awaitable[Response]:
+            return call_next(request.replace(headers=system_headers(request)))
+
+        return with_system_headers
+
+    def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
+        return self.link(call_next)(request)

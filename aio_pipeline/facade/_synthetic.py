@@ -13,6 +13,7 @@ as they are. The original error is kept on the response as ``response.error`` fo
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from .._errors import (
@@ -67,11 +68,19 @@ def synthetic_response(error: PipelineError) -> SyntheticResponse | None:
 class SyntheticResponses:
     """The outermost middleware of the facade: turns the library's failures into responses."""
 
-    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        try:
-            return await call_next(request)
-        except PipelineError as error:
-            response = synthetic_response(error)
-            if response is None:
-                raise
-            return response
+    def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
+        """The handler with ``call_next`` bound (see ``compose``)."""
+
+        async def answered(request: Request) -> Response:
+            try:
+                return await call_next(request)
+            except PipelineError as error:
+                response = synthetic_response(error)
+                if response is None:
+                    raise
+                return response
+
+        return answered
+
+    def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
+        return self.link(call_next)(request)
