@@ -69,7 +69,8 @@ class RetryBudget:
         self._slots = [[-1, 0, 0] for _ in range(self.buckets)]
 
     def _slot(self) -> list[int]:
-        number = math.floor(self.clock() * self.buckets / self.window_seconds)
+        position = self.clock() * self.buckets / self.window_seconds
+        number = int(position) if position >= 0 else math.floor(position)  # floor, with no call as a rule
         slot = self._slots[number % self.buckets]
         if slot[0] != number:
             slot[:] = [number, 0, 0]

@@ -30,6 +30,7 @@ __all__ = [
     "covering",
     "earliest",
     "format_timeout",
+    "loop_clock",
     "own_bound",
     "parse_timeout",
     "within",
@@ -59,6 +60,17 @@ def _now() -> float:
     return memo.clock()
 
 
+def loop_clock() -> Callable[[], float]:
+    """The running loop's clock as a function to call (``time.monotonic`` itself for asyncio's
+    own loops; see ``_now``): for a layer that reads the time twice per call."""
+    loop = asyncio.get_running_loop()
+    memo = _CLOCK
+    if loop is not memo.loop:
+        memo.loop = loop
+        memo.clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+    return memo.clock
+
+
 class _Clock:
     __slots__ = ("clock", "loop")
 
@@ -81,13 +93,13 @@ class Deadline:
     deadline_at: float
 
     def __post_init__(self) -> None:
-        if math.isnan(self.deadline_at):
+        if self.deadline_at != self.deadline_at:  # NaN, the one value unequal to itself
             raise ValueError("deadline_at must be a number, got nan")
 
     @classmethod
     def from_timeout(cls, seconds: float) -> Deadline:
         """The deadline ``seconds`` from now; ``seconds`` must be finite and >= 0."""
-        if not math.isfinite(seconds) or seconds < 0:
+        if not 0 <= seconds < math.inf:  # NaN fails every comparison
             raise ValueError(f"timeout must be a finite number of seconds >= 0, got {seconds!r}")
         return cls(_now() + seconds)
 

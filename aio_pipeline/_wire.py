@@ -12,7 +12,6 @@ input, since a header is whatever a client chose to send.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Final, Protocol
 
@@ -52,7 +51,7 @@ def timeout_header_value(deadline: Deadline) -> str:
     if seconds <= 0:
         return "0.0000"
     if seconds < _TRUNCATE_BELOW:
-        seconds = math.floor(seconds * 10_000) / 10_000
+        seconds = int(seconds * 10_000) / 10_000  # > 0 here: int() truncates, as floor() would
     return f"{seconds:.4f}"
 
 

@@ -41,6 +41,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 from aio_pipeline._circuit import CircuitStateChanged
+from aio_pipeline._deadline import loop_clock
 from aio_pipeline._errors import InvalidRequestError
 from aio_pipeline._events import BudgetExhausted, Event, EventHook
 from aio_pipeline._exchange import exchange_of, rejection, status_for
@@ -256,8 +257,8 @@ class _Timed:
         """The handler with ``call_next`` bound (see ``compose``)."""
 
         async def timed(request: Request) -> Response:
-            loop = asyncio.get_running_loop()
-            started = loop.time()
+            clock = loop_clock()
+            started = clock()
             status = "cancelled"  # unless set below: only a BaseException (cancellation) skips both
             try:
                 response = await call_next(request)
@@ -276,11 +277,16 @@ class _Timed:
                         self._labels[key] = labels
                 if self.attempts:
                     kind = request.attempt_kind
-                    values = self.histogram.child((*labels, status, kind if kind in ATTEMPT_KINDS else "other"))
+                    full: tuple[str, ...] = (*labels, status, kind if kind in ATTEMPT_KINDS else "other")
                 else:
-                    values = self.histogram.child((*labels, status))
-                seconds = loop.time() - started
-                values[bisect_left(self.histogram.bounds, seconds)] += 1
+                    full = (*labels, status)
+                histogram = self.histogram
+                try:
+                    values = histogram.children[full]
+                except KeyError:
+                    values = histogram.child(full)
+                seconds = clock() - started
+                values[bisect_left(histogram.bounds, seconds)] += 1
                 values[-1] += seconds
 
         return timed
