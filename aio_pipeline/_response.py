@@ -7,12 +7,15 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ._errors import ContentTypeError
+
+if TYPE_CHECKING:
+    from ._request import Request
 from ._headers import Headers, HeadersLike
 
 __all__ = ["Response"]
@@ -44,7 +47,18 @@ class Response:
     against a buffering transport does not break against a streaming one.
     """
 
-    __slots__ = ("_body", "_closed", "_closing", "_on_close", "_read", "_reader", "_url", "headers", "status")
+    __slots__ = (
+        "_body",
+        "_closed",
+        "_closing",
+        "_on_close",
+        "_read",
+        "_reader",
+        "_url",
+        "headers",
+        "request",
+        "status",
+    )
 
     def __init__(
         self,
@@ -55,11 +69,15 @@ class Response:
         url: str | URL = "",
         reader: BodyReader | None = None,
         on_close: Closer | None = None,
+        request: Request | None = None,
     ) -> None:
         self.status = status
         # A read-only multidict (a transport's library built it) is kept as it is.
         self.headers: CIMultiDictProxy[str] = headers if isinstance(headers, CIMultiDictProxy) else Headers(headers)
         self._url = url  # a library's URL object is turned into text only if asked for
+        #: The attempt's request this response answers (its ``attempt``, ``deadline`` and
+        #: ``priority`` as sent), when a transport made it; ``None`` for one made otherwise.
+        self.request = request
         self._body: bytes | None = None if reader is not None else body
         self._reader = reader
         self._on_close = on_close

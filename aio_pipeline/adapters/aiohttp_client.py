@@ -144,7 +144,7 @@ class _Call:
         outgoing.update_expect_continue()  # its own "100 Continue" waiter, when one is expected
         return outgoing
 
-    async def receive(self, outgoing: aiohttp.ClientRequest) -> Response:
+    async def receive(self, outgoing: aiohttp.ClientRequest, request: Request) -> Response:
         client_response = await self.handler(outgoing)
         try:
             body = await client_response.read() if self.buffer_payload else b""
@@ -155,10 +155,15 @@ class _Call:
         async def release() -> None:
             client_response.release()
 
-        headers = Headers(client_response.headers.items())
         reader = None if self.buffer_payload else client_response.read
         response = Response(
-            client_response.status, headers, body, url=str(client_response.url), reader=reader, on_close=release
+            client_response.status,
+            client_response.headers,  # aiohttp's read-only multidict: ours as it is
+            body,
+            url=client_response.url,
+            reader=reader,
+            on_close=release,
+            request=request,
         )
         self.responses[response] = client_response
         return response
@@ -202,7 +207,7 @@ async def _send(request: Request) -> Response:
     at = None if deadline is None or covered(deadline) else deadline.deadline_at
     try:
         async with within(at, request=request, message="no response", seconds=timeout):  # None: no timer
-            return await call.receive(outgoing)
+            return await call.receive(outgoing, request)
     except DeadlineExceededError:
         raise
     except aiohttp.ClientError as error:  # aiohttp's plain TimeoutErrors go through as they are

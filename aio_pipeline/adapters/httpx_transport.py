@@ -127,7 +127,7 @@ class HttpxPipelineTransport(httpx.AsyncBaseTransport):
         except HTTPX_ERRORS as error:
             raise call.mapped(error, request) from error
         headers = Headers.from_pairs(response.headers.multi_items())
-        ours = Response(response.status_code, headers, body, url=str(outgoing.url))
+        ours = Response(response.status_code, headers, body, url=str(outgoing.url), request=request)
         call.extensions[ours] = response.extensions
         return ours
 

@@ -227,7 +227,8 @@ class AioHttpTransport(Transport):
         try:
             headers = response.headers  # aiohttp's read-only multidict: ours as it is
             if self._buffer_payload:
-                return Response(response.status, headers, await response.read(), url=response.url)
+                body = await response.read()
+                return Response(response.status, headers, body, url=response.url, request=request)
         except BaseException:
             response.close()  # a half-read connection must not go back to the pool
             raise
@@ -237,6 +238,7 @@ class AioHttpTransport(Transport):
             url=response.url,
             reader=_reader(response, request),
             on_close=_releaser(response),
+            request=request,
         )
 
     # The session is the caller's: aclose() (inherited) leaves it open.

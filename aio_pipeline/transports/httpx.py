@@ -144,6 +144,7 @@ class HttpxTransport(Transport):
                             Headers.from_pairs(response.headers.multi_items()),
                             body,
                             url=str(response.url),
+                            request=request,
                         )
                 finally:
                     await response.aclose()
