@@ -26,18 +26,17 @@ from ._request import Request
 from ._response import Response
 
 __all__ = [
-    "TALLY_EXTENSION",
     "BreakerEvents",
     "ClientEvents",
-    "Tally",
     "call_fields",
     "error_name",
     "log_event",
     "seconds",
 ]
 
-#: The request extension through which a call's ``Tally`` reaches the event hook.
-TALLY_EXTENSION: Final = "aio_pipeline.log.tally"
+#: The strategy events that are decisions (logged by default), and every kind.
+_DECISIONS: Final = frozenset({RetryScheduled, HedgeStarted, BudgetExhausted, RetryAfterHonoured, RetryAfterGaveUp})
+_EVERY_EVENT: Final = _DECISIONS | {AttemptStarted, AttemptFinished}
 _fallback = logging.getLogger("aio_pipeline.log")
 
 
@@ -79,37 +78,26 @@ def seconds(value: float | None) -> float | None:
     return None if value is None else round(max(value, 0.0), 6)
 
 
-class Tally:
-    """What the event hook learns of one call for its event: the attempts made, and the
-    deadline and priority the first one was sent with (resolved inside the call)."""
-
-    __slots__ = ("attempts", "deadline_remaining", "priority")
-
-    def __init__(self) -> None:
-        self.attempts = 0
-        self.deadline_remaining: float | None = None
-        self.priority: str | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class ClientEvents:
-    """Equal for one logger name, so that subscribing it twice logs once."""
+    """Logs strategy events; with ``attempts``, every finished attempt at debug too. Equal for one
+    logger name, so that subscribing it twice logs once."""
 
     name: str
     logger: Any = field(compare=False)
+    attempts: bool = False
+
+    @property
+    def event_types(self) -> frozenset[type]:
+        """What it takes: strategies build attempt events for it only when it logs them."""
+        return _EVERY_EVENT if self.attempts else _DECISIONS
 
     def __call__(self, event: Event) -> None:
         request = event.request
         priority = None if request.priority is None else request.priority.value
         if isinstance(event, AttemptStarted):
-            tally = request.extensions.get(TALLY_EXTENSION)
-            if isinstance(tally, Tally):
-                tally.attempts += 1
-                if tally.attempts == 1 and request.deadline is not None:
-                    tally.deadline_remaining = seconds(request.deadline.deadline_at - event.at)
-                tally.priority = tally.priority or priority
             return
-        if isinstance(event, AttemptFinished) and not debug_enabled(self.logger):
+        if isinstance(event, AttemptFinished) and (not self.attempts or not debug_enabled(self.logger)):
             return  # the per-attempt event is debug: do not build what nobody will see
         fields = {**call_fields(request), "attempt": request.attempt, "attempt_kind": request.attempt_kind}
         if isinstance(event, AttemptFinished):

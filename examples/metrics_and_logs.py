@@ -84,7 +84,7 @@ async def main() -> None:
                 transport=ap.AioHttpTransport(session),
                 endpoint=f"{base}/",
                 metrics_provider=provider,
-                call_middlewares=[ClientLog()],
+                call_middlewares=[ClientLog(every_call=True)],  # an access log of calls: successes too
                 safe_method_strategy=ap.sequential_strategy(
                     attempts_count=3, delays_provider=ap.constant_delays(delay=0.05)
                 ),

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from aio_pipeline._circuit import CircuitStateChanged
 from aio_pipeline._context import get_context
-from aio_pipeline._deadline import parse_timeout
+from aio_pipeline._deadline import earliest, loop_clock, parse_timeout
 from aio_pipeline._errors import PipelineError
 from aio_pipeline._events import (
     EventHook,
@@ -40,10 +40,8 @@ from aio_pipeline._events import (
 from aio_pipeline._exchange import exchange_of, rejection, status_for
 from aio_pipeline._labels import server_route, service_name
 from aio_pipeline._log_events import (
-    TALLY_EXTENSION,
     BreakerEvents,
     ClientEvents,
-    Tally,
     call_fields,
     error_name,
     log_event,
@@ -95,57 +93,94 @@ class _Options:
 
 @dataclass(frozen=True, slots=True)
 class ClientLog(_Options):
-    """Logs each call once (``aio_pipeline.client.call``); put it outermost, as a call middleware.
+    """Logs calls (``aio_pipeline.client.call``); put it outermost, as a call middleware.
 
-    Its ``client_event_hook()`` logs the strategies' events (attempts at debug level, retries,
-    hedges, budget and Retry-After decisions) and tells the call's event how many ``attempts``
-    were made, with what deadline and priority; its ``circuit_breaker_hook()`` logs breaker
-    changes. ``setup(call_middlewares=[ClientLog()])`` wires both; in a pipeline of your own,
-    give them to the strategies (``event_hooks=`` or ``with_event_hook``) and to
+    By default a call that went well costs no log line: one that returned a status below 400
+    in its first attempt is not logged, unless ``every_call``. Every other call is: at warning
+    when it raised or answered 5xx, at info otherwise (a 4xx, or an answer that took more than
+    one attempt), and a cancelled call at info. ``attempts`` is the number of the attempt whose
+    outcome the call returned, and ``deadline_remaining`` and ``priority`` are those it was
+    sent with (from ``Response.request``, or the error's ``request``).
+
+    Its ``client_event_hook()`` logs the strategies' decisions (retries, hedges, budget and
+    Retry-After) and, with ``log_attempts``, each attempt at debug; its ``circuit_breaker_hook()``
+    logs breaker changes. ``setup(call_middlewares=[ClientLog()])`` wires both; in a pipeline of
+    your own, give them to the strategies (``event_hooks=`` or ``with_event_hook``) and to
     ``DefaultCircuitBreaker.subscribe``.
 
     Options:
         logger_name: given to ``structlog.get_logger``; default ``"aio_pipeline"``.
         log_headers: add the call's request headers (``headers``); default ``False``.
         deny_headers: more header names whose values are redacted; default none.
+        every_call: log successful calls too (an access log of calls); default ``False``.
+        log_attempts: log every attempt at debug (``aio_pipeline.client.attempt``); default
+            ``False``, so that strategies build no per-attempt events for the log.
 
     Constructing it without structlog installed raises ``ImportError`` with the install hint.
     """
 
+    every_call: bool = False
+    log_attempts: bool = False
+
     def client_event_hook(self) -> EventHook:
-        return ClientEvents(self.logger_name, self._logger)
+        return ClientEvents(self.logger_name, self._logger, self.log_attempts)
 
     def circuit_breaker_hook(self) -> Callable[[CircuitStateChanged[Any]], None]:
         return BreakerEvents(self.logger_name, self._logger)
 
-    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        context = get_context()
-        deadlines = [d for d in (request.deadline, context.deadline) if d is not None]
-        priority = request.priority or context.priority
+    def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
+        """The handler with ``call_next`` bound (see ``compose``)."""
+        every_call, log_call = self.every_call, self._log_call
+
+        async def logged(request: Request) -> Response:
+            clock = loop_clock()
+            started = clock()
+            try:
+                response = await call_next(request)
+            except BaseException as error:
+                sent = getattr(error, "request", None)
+                log_call(request, sent if isinstance(sent, Request) else None, started, clock(), None, error)
+                raise
+            sent = response.request
+            if every_call or response.status >= 400 or (sent is not None and sent.attempt > 1):
+                log_call(request, sent, started, clock(), response, None)
+            return response
+
+        return logged
+
+    def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Awaitable[Response]:
+        return self.link(call_next)(request)
+
+    def _log_call(
+        self,
+        request: Request,
+        sent: Request | None,
+        started: float,
+        ended: float,
+        response: Response | None,
+        error: BaseException | None,
+    ) -> None:
+        """The call's event: ``sent`` is the attempt's request the outcome came from, if known."""
         fields = call_fields(request)
         if self.log_headers:
-            fields["headers"] = _headers(request.headers.multi_items(), self._deny)
-        tally = Tally()
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        level = "info"
-        try:
-            response = await call_next(request.with_extension(TALLY_EXTENSION, tally))
+            fields["headers"] = _headers(request.headers.items(), self._deny)
+        if response is not None:
             fields["status"] = response.status
-            return response
-        except BaseException as error:
-            fields["error"] = error_name(error)
+            level = "warning" if response.status >= 500 else "info"
+        else:
+            fields["error"] = error_name(error) if error is not None else None
             level = "info" if isinstance(error, asyncio.CancelledError) else "warning"
-            raise
-        finally:
-            fields["duration"] = seconds(loop.time() - started)
-            fields["attempts"] = tally.attempts or None
-            if tally.deadline_remaining is not None:  # resolved inside the call: what was used
-                fields["deadline_remaining"] = tally.deadline_remaining
-            elif deadlines:
-                fields["deadline_remaining"] = seconds(min(deadlines).deadline_at - started)
-            fields["priority"] = tally.priority or (priority.value if priority is not None else None)
-            log_event(self._logger, level, "aio_pipeline.client.call", fields)
+        fields["duration"] = seconds(ended - started)
+        if sent is not None:  # what the attempt was sent with
+            deadline, priority = sent.deadline, sent.priority
+        else:  # what the call would have resolved
+            context = get_context()
+            deadline = earliest(request.deadline, context.deadline)
+            priority = request.priority or context.priority
+        fields["attempts"] = sent.attempt if sent is not None else None
+        fields["deadline_remaining"] = None if deadline is None else seconds(deadline.deadline_at - started)
+        fields["priority"] = None if priority is None else priority.value
+        log_event(self._logger, level, "aio_pipeline.client.call", fields)
 
 
 @dataclass(frozen=True, slots=True)

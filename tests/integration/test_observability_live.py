@@ -285,7 +285,7 @@ async def test_no_secret_reaches_a_log_line_or_a_metric_label(session: aiohttp.C
         middlewares=[ServerLog(log_headers=True, deny_headers=["X-Api-Key"])],  # inside, too
     )
     server = await start(backend, server_stack)
-    log = ClientLog(log_headers=True, deny_headers=["x-api-key"])
+    log = ClientLog(log_headers=True, deny_headers=["x-api-key"], every_call=True)
     circuit = breaker()
     circuit.subscribe(log.circuit_breaker_hook())
     stack = pipeline(session, provider, circuit, first=[log])
@@ -330,7 +330,7 @@ async def test_logs_tell_the_story_of_a_retried_call_and_an_opening_circuit(sess
     provider = PrometheusMetricsProvider(registry=CollectorRegistry())
     backend = Backend()
     server = await start(backend, aiohttp_middleware_factory(outer_middlewares=[ServerLog()], timeout=5))
-    log = ClientLog()
+    log = ClientLog(log_attempts=True)
     circuit = breaker()
     circuit.subscribe(log.circuit_breaker_hook())
     client = Client(backend.endpoint, pipeline(session, provider, circuit, first=[log]))

@@ -37,6 +37,7 @@ from aio_pipeline import (
     get,
     set_context,
 )
+from aio_pipeline._events import wants
 from middlewares.log import ClientLog, ServerLog
 
 ENDPOINT = "http://127.0.0.1:8080/api/"
@@ -85,7 +86,7 @@ def test_without_structlog_constructing_fails_with_the_install_hint(monkeypatch:
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_a_call_is_logged_once_with_its_fields(logs: list[dict[str, Any]]) -> None:
-    log = ClientLog()
+    log = ClientLog(every_call=True)
     deadline = Deadline.from_timeout(3)
     await log(request(deadline=deadline, priority=Priority.HIGH), answer(201, after=0.5))
     assert logs == [
@@ -110,7 +111,7 @@ async def test_the_inherited_deadline_and_priority_are_logged_when_the_call_has_
     logs: list[dict[str, Any]],
 ) -> None:
     with set_context(deadline=Deadline.from_timeout(2), priority=Priority.LOW):
-        await ClientLog()(request(deadline=Deadline.from_timeout(9)), answer())
+        await ClientLog()(request(deadline=Deadline.from_timeout(9)), answer(404))
     assert (logs[0]["deadline_remaining"], logs[0]["priority"]) == (2.0, "low")
 
 
@@ -152,8 +153,10 @@ async def test_a_cancelled_call_is_logged_once(logs: list[dict[str, Any]]) -> No
 @pytest.mark.asyncio
 async def test_headers_are_logged_only_when_asked_and_secrets_are_redacted(logs: list[dict[str, Any]]) -> None:
     secrets = {"Authorization": "Bearer s", "Cookie": "c=s", "proxy-authorization": "s", "X-Token": "s", "Accept": "a"}
-    await ClientLog()(request().update_headers(secrets), answer())
-    await ClientLog(log_headers=True, deny_headers=["x-token"])(request().update_headers(secrets), answer())
+    await ClientLog(every_call=True)(request().update_headers(secrets), answer())
+    await ClientLog(every_call=True, log_headers=True, deny_headers=["x-token"])(
+        request().update_headers(secrets), answer()
+    )
     assert "headers" not in logs[0]
     assert logs[1]["headers"] == {
         "Authorization": "[redacted]",
@@ -175,8 +178,10 @@ def attempt(number: int = 1, kind: str = "first") -> Request:
 @extras
 @pytest.mark.asyncio
 @pytest.mark.looptime
-async def test_strategy_events_are_logged_and_attempts_counted_for_the_call(logs: list[dict[str, Any]]) -> None:
-    log = ClientLog()
+async def test_strategy_events_are_logged_and_the_call_says_which_attempt_answered(
+    logs: list[dict[str, Any]],
+) -> None:
+    log = ClientLog(log_attempts=True)
     hook = log.client_event_hook()
 
     async def two_attempts(call: Request) -> Response:
@@ -186,10 +191,10 @@ async def test_strategy_events_are_logged_and_attempts_counted_for_the_call(logs
         await asyncio.sleep(0.25)
         hook(AttemptFinished(first, 0.25, Response(503), None))
         hook(RetryScheduled(first, 2, 0.1))
-        second = call.replace(attempt=2, attempt_kind="retry")
+        second = call.replace(attempt=2, attempt_kind="retry", deadline=first.deadline)
         hook(AttemptStarted(second, loop.time()))
         hook(AttemptFinished(second, 0.0, None, None, cancelled=True))
-        return Response(200)
+        return Response(200, request=second)  # as a transport makes it: the attempt it answers
 
     await log(request(), two_attempts)
     first, scheduled, second, call = logs
@@ -211,8 +216,41 @@ async def test_strategy_events_are_logged_and_attempts_counted_for_the_call(logs
         0.1,
     )
     assert (second["attempt_kind"], second["error"]) == ("retry", "cancelled")
-    assert (call["event"], call["attempts"], call["status"]) == ("aio_pipeline.client.call", 2, 200)
-    assert call["deadline_remaining"] == 4.0  # the call had none of its own: the first attempt's
+    # Answered by its second attempt: logged although a 200, with the deadline it was sent with.
+    assert (call["event"], call["attempts"], call["status"], call["log_level"]) == (
+        "aio_pipeline.client.call",
+        2,
+        200,
+        "info",
+    )
+    assert call["deadline_remaining"] == 4.0
+
+
+@extras
+@pytest.mark.asyncio
+async def test_a_call_that_went_well_costs_no_log_line_by_default(logs: list[dict[str, Any]]) -> None:
+    log = ClientLog()
+    sent = request()
+    for status in (200, 204, 301):
+        assert (await log(sent, answer(status))).status == status
+    assert logs == []
+    await log(sent, answer(404))
+    await log(sent, answer(503))
+    assert [(e["status"], e["log_level"]) for e in logs] == [(404, "info"), (503, "warning")]
+
+
+@extras
+def test_attempt_events_are_asked_for_only_when_they_are_logged() -> None:
+    quiet, chatty = ClientLog().client_event_hook(), ClientLog(log_attempts=True).client_event_hook()
+    assert not wants(quiet, AttemptStarted) and not wants(quiet, AttemptFinished)
+    assert wants(quiet, RetryScheduled) and wants(quiet, BudgetExhausted) and wants(quiet, HedgeStarted)
+    assert wants(chatty, AttemptStarted) and wants(chatty, AttemptFinished)
+
+
+@extras
+def test_without_log_attempts_a_finished_attempt_is_not_logged(logs: list[dict[str, Any]]) -> None:
+    ClientLog().client_event_hook()(AttemptFinished(attempt(), 0.1, Response(503), None))
+    assert logs == []
 
 
 @extras
@@ -392,7 +430,7 @@ async def test_a_failing_renderer_never_fails_the_call(caplog: pytest.LogCapture
         raise TypeError("not serialisable")
 
     with testing.capture_logs(processors=[broken]):
-        assert (await ClientLog()(request(), answer(204))).status == 204
+        assert (await ClientLog(every_call=True)(request(), answer(204))).status == 204
         assert (await ServerLog()(inbound(), answer(204))).status == 204
     assert [record.getMessage() for record in caplog.records] == [
         "structlog failed to log aio_pipeline.client.call",
