@@ -209,6 +209,12 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="run only this scenario (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="the client's event loop (the server's is asyncio)",
+    )
+    parser.add_argument(
         "--no-gc-freeze",
         action="store_true",
         help="leave the objects of the imports in the collector (gen-2 pauses of 20-30 ms show in the tails)",
@@ -229,7 +235,13 @@ def main() -> None:
         port = int(server.stdout.readline().split()[1])
         base = f"http://127.0.0.1:{port}/"
         started = time.perf_counter()
-        results = asyncio.run(run_all(base, args.rounds, 0.1 if args.quick else 1.0, set(args.only or [])))
+        work = run_all(base, args.rounds, 0.1 if args.quick else 1.0, set(args.only or []))
+        if args.loop == "uvloop":
+            import uvloop
+
+            results = uvloop.run(work)
+        else:
+            results = asyncio.run(work)
         elapsed = time.perf_counter() - started
     finally:
         server.terminate()
@@ -241,13 +253,16 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "cores": os.cpu_count(),
+        "loop": args.loop,
         "command": "python -m benchmarks.run"
         + (" --quick" if args.quick else "")
+        + (f" --loop {args.loop}" if args.loop != "asyncio" else "")
         + (" --no-gc-freeze" if args.no_gc_freeze else ""),
         "seconds": round(elapsed, 1),
     }
-    (args.out / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    plotted = plot_cdf(results, "tail c=8", args.out / "tail_cdf.png")
+    suffix = "" if args.loop == "asyncio" else f"-{args.loop}"
+    (args.out / f"latest{suffix}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    plotted = plot_cdf(results, "tail c=8", args.out / f"tail_cdf{suffix}.png")
     print(json.dumps(meta))
     print(print_table(rows))
     if plotted:

@@ -80,21 +80,33 @@ def _quiet_structlog() -> None:
     )
 
 
-def _setup(session: aiohttp.ClientSession, base: str, strategy: Any, budget: ap.RetryBudget | None = None) -> ap.Client:
-    """The full default stack: deadline, priority, metrics (a private Prometheus registry),
-    a circuit breaker and the logging middleware, around ``strategy``."""
+def _breaker() -> ap.DefaultCircuitBreaker[str, Any]:
+    # Present and sampling every attempt, but never opening: the benchmark measures its cost.
+    return ap.DefaultCircuitBreaker[str, Any](
+        break_duration=1.0, sampling_duration=10.0, minimum_throughput=1_000_000, failure_threshold=1.0
+    )
+
+
+def _setup(
+    session: aiohttp.ClientSession,
+    base: str,
+    strategy: Any,
+    budget: ap.RetryBudget | None = None,
+    *,
+    log: bool = False,
+) -> ap.Client:
+    """The full default stack: deadline, priority, metrics (a private Prometheus registry), a
+    circuit breaker and system headers around ``strategy``; with ``log``, ``ClientLog()`` at its
+    default configuration too."""
     from prometheus_client import CollectorRegistry
 
-    breaker = ap.DefaultCircuitBreaker[str, Any](
-        break_duration=1.0, sampling_duration=10.0, minimum_throughput=1_000_000, failure_threshold=1.0
-    )  # present and sampling every attempt, but never opening: the benchmark measures its cost
     return ap.setup(
         transport=ap.AioHttpTransport(session),
         endpoint=base,
         safe_method_strategy=strategy,
-        circuit_breaker=breaker,
+        circuit_breaker=_breaker(),
         metrics_provider=ap.PrometheusMetricsProvider(registry=CollectorRegistry()),
-        call_middlewares=[ap.ClientLog()],
+        call_middlewares=[ap.ClientLog()] if log else [],
         retry_budget=budget,
     )
 
@@ -110,6 +122,34 @@ def facade_call(client: ap.Client) -> Call:
 def pipeline_single(session: aiohttp.ClientSession, httpx_client: Any, base: str) -> Call:
     """The full default stack with a single attempt."""
     return facade_call(_setup(session, base, ap.single_attempt_strategy()))
+
+
+def pipeline_native(session: aiohttp.ClientSession, httpx_client: Any, base: str) -> Call:
+    """The same stack assembled by hand with ``Pipeline``."""
+    from prometheus_client import CollectorRegistry
+
+    from middlewares.circuit_breaker import CircuitBreakerMiddleware
+    from middlewares.deadline import ClientDeadline
+    from middlewares.priority import ClientPriority
+    from middlewares.strategy import SingleAttempt
+    from middlewares.wire import SystemHeaders
+
+    metrics = ap.PrometheusMetricsProvider(registry=CollectorRegistry())
+    stack = [
+        metrics.client_call_middleware(),
+        ClientDeadline(),
+        ClientPriority(),
+        SingleAttempt(),
+        metrics.client_attempt_middleware(),
+        CircuitBreakerMiddleware(_breaker()),
+        SystemHeaders(),
+    ]
+    return pipeline_call(ap.Pipeline(ap.AioHttpTransport(session), stack), base)
+
+
+def pipeline_logged(session: aiohttp.ClientSession, httpx_client: Any, base: str) -> Call:
+    """The full default stack with ``ClientLog()`` at its default configuration."""
+    return facade_call(_setup(session, base, ap.single_attempt_strategy(), log=True))
 
 
 def pipeline_retry(session: aiohttp.ClientSession, httpx_client: Any, base: str) -> Call:
@@ -169,6 +209,8 @@ VARIANTS: dict[str, Factory] = {
     "raw httpx": raw_httpx,
     "pipeline (core only)": pipeline_bare,
     "pipeline single": pipeline_single,
+    "pipeline native": pipeline_native,
+    "pipeline single + ClientLog": pipeline_logged,
     "pipeline retry": pipeline_retry,
     "pipeline retry, 40% budget": pipeline_retry_40,
     "pipeline hedge 10ms": pipeline_hedge,
