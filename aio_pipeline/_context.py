@@ -10,6 +10,9 @@ the same values.
         ...
     with detached():                                       # background work: no deadline
         asyncio.create_task(refresh_cache())
+
+Server middlewares, which run on every request a server handles, set the request's deadline and
+priority in one step, without a context manager object (see ``CONTEXT``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Final, Literal
 from ._deadline import _COVERING, Deadline, DeadlineScope, earliest
 from ._priority import Priority
 
-__all__ = ["Context", "detached", "get_context", "inherited_deadline", "set_context"]
+__all__ = ["CONTEXT", "Context", "detached", "get_context", "inherited_deadline", "set_context"]
 
 
 class _Keep(enum.Enum):
@@ -45,6 +48,22 @@ class Context:
 
 _EMPTY = Context()
 _CONTEXT: contextvars.ContextVar[Context] = contextvars.ContextVar("aio_pipeline_context", default=_EMPTY)
+
+#: The var behind ``get_context``, for the server middlewares only: they set a request's deadline
+#: and priority around the handler in one step, once per request::
+#:
+#:     token = CONTEXT.set(Context(deadline, priority))
+#:     try:
+#:         return await call_next(request)
+#:     finally:
+#:         CONTEXT.reset(token)
+#:
+#: Unlike ``set_context(deadline=...)`` this leaves the scope of an enclosing call in place
+#: (``inherited_deadline`` takes the earlier of the two). A server request runs in a task of its
+#: own, so there is none, unless the server was started, or its middlewares are driven, inside a
+#: call that is still running; then its deadline still bounds what the handler calls, and it is
+#: the request's caller's. Everything else overrides with ``set_context``.
+CONTEXT: Final = _CONTEXT
 
 
 def get_context() -> Context:

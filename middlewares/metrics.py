@@ -32,7 +32,7 @@ prometheus-client is imported on first use, never at import time.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import math
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Sequence
@@ -44,7 +44,7 @@ from aio_pipeline._circuit import CircuitStateChanged
 from aio_pipeline._deadline import loop_clock
 from aio_pipeline._errors import InvalidRequestError
 from aio_pipeline._events import BudgetExhausted, Event, EventHook
-from aio_pipeline._exchange import exchange_of, rejection, status_for
+from aio_pipeline._exchange import CURRENT_EXCHANGE, rejection, status_for
 from aio_pipeline._labels import (
     ATTEMPT_KINDS,
     CIRCUIT_STATE_VALUES,
@@ -324,44 +324,93 @@ class _BreakerHook:
 class _ServerTimed:
     """Times a server request into ``server_request_duration_seconds`` with the status that went
     on the wire (told by the server adapter's exchange, else what ``call_next`` gave), counts it
-    in flight while the middlewares below run, and counts refusals in ``server_rejected``."""
+    in flight while the middlewares below run, and counts refusals in ``server_rejected``.
+
+    A request's ``route`` label is worked out once per aiohttp route (kept per route object) and
+    its ``client`` label once per distinct header value, each for up to ``_LABEL_CACHE_SIZE`` of
+    them (past that, per request): both are bounded sets already, and this runs on every request.
+    """
 
     metrics: _Metrics
     client_header_name: str
     _rejected: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _routes: dict[Any, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _clients: dict[str | None, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    async def __call__(self, request: Any, call_next: Callable[[Any], Awaitable[Any]], /) -> Any:
-        method, route = _method_label(request.method), server_route(request) or "unmatched"
+    def link(self, call_next: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
+        """The middleware with ``call_next`` bound (see ``compose``)."""
+        routes, clients, header = self._routes, self._clients, self.client_header_name
+        in_flight = self.metrics.in_flight.values  # the gauge's own numbers, counted without a call
+        record = self._record
+
+        async def timed(request: Any) -> Any:
+            exchange = CURRENT_EXCHANGE.get()  # exchange_of(request), without the call
+            if exchange is not None and exchange.request is not request:
+                exchange = None
+            method = request.method
+            if method not in HTTP_METHODS:
+                method = "other"
+            try:
+                route = routes[request.match_info.route]
+            except (AttributeError, KeyError, TypeError):  # first of its route; unmatched; not aiohttp's
+                route = self._route(request)
+            try:
+                client = clients[request.headers.get(header)]
+            except KeyError:
+                client = self._client(request)
+            key = (method, route)
+            try:
+                in_flight[key] += 1
+            except KeyError:
+                in_flight[key] = 1.0
+            clock = loop_clock()
+            started = clock()
+            status: int | None = None
+            reason: str | None = None
+            try:
+                response = await call_next(request)
+                if exchange is None:
+                    status = response.status
+                return response
+            except BaseException as error:
+                reason = rejection(error)
+                if exchange is None:
+                    status = status_for(error)  # a guess: without the adapter nothing better is known
+                raise
+            finally:
+                in_flight[key] -= 1
+                done = partial(record, method, route, client, clock, started, reason)
+                if exchange is None:
+                    done(status, False)
+                else:
+                    exchange.when_sent(done)
+
+        return timed
+
+    def __call__(self, request: Any, call_next: Callable[[Any], Awaitable[Any]], /) -> Awaitable[Any]:
+        return self.link(call_next)(request)
+
+    def _route(self, request: Any) -> str:
+        route = server_route(request)
+        if route is None:
+            return "unmatched"  # the 404 and 405 routes are made afresh per request: not kept
+        if len(self._routes) < _LABEL_CACHE_SIZE:
+            with contextlib.suppress(AttributeError, TypeError):  # not an aiohttp request: nothing to key it by
+                self._routes[request.match_info.route] = route
+        return route
+
+    def _client(self, request: Any) -> str:
         client = service_name(request, self.client_header_name)
-        in_flight = (method, route)
-        self.metrics.in_flight.add(in_flight, 1)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        exchange = exchange_of(request)
-        status: int | None = None
-        reason: str | None = None
-        try:
-            response = await call_next(request)
-            status = response.status
-            return response
-        except BaseException as error:
-            reason = rejection(error)
-            status = status_for(error)  # a guess, used only without the adapter's exchange
-            raise
-        finally:
-            self.metrics.in_flight.add(in_flight, -1)
-            record = partial(self._record, method, route, client, loop, started, reason)
-            if exchange is None:
-                record(status, False)
-            else:
-                exchange.when_sent(record)
+        if len(self._clients) < _LABEL_CACHE_SIZE:
+            self._clients[request.headers.get(self.client_header_name)] = client
+        return client
 
     def _record(
         self,
         method: str,
         route: str,
         client: str,
-        loop: asyncio.AbstractEventLoop,
+        clock: Callable[[], float],
         started: float,
         reason: str | None,
         status: int | None,
@@ -370,7 +419,14 @@ class _ServerTimed:
         if reason is not None and not aborted:  # a refusal answers; an error cutting a stream refused nothing
             _child(self.metrics.rejected, self._rejected, (method, route, client, reason)).inc()
         label = str(status) if status is not None else "aborted" if aborted else "cancelled"
-        self.metrics.server.observe((method, route, label, client), loop.time() - started)
+        seconds = clock() - started
+        histogram, labels = self.metrics.server, (method, route, label, client)
+        try:
+            values = histogram.children[labels]
+        except KeyError:
+            values = histogram.child(labels)
+        values[bisect_left(histogram.bounds, seconds)] += 1
+        values[-1] += seconds
 
 
 @dataclass(frozen=True, slots=True)

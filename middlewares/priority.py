@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from aio_pipeline._context import get_context, set_context
+from aio_pipeline._context import CONTEXT, Context, get_context
 from aio_pipeline._pipeline import Handler
 from aio_pipeline._priority import Priority
 from aio_pipeline._request import Request
@@ -80,6 +80,12 @@ class ServerPriority:
         _check_priority("default", self.default)
 
     async def __call__(self, request: InboundT, call_next: Callable[[InboundT], Awaitable[ResponseT]], /) -> ResponseT:
-        priority = Priority.parse(request.headers.get(PRIORITY_HEADER))
-        with set_context(priority=priority if priority is not None else self.default):
+        value = request.headers.get(PRIORITY_HEADER)
+        priority = self.default if value is None else Priority.parse(value) or self.default
+        # The context's priority replaced, its deadline kept, in one step (see ``CONTEXT``): what
+        # set_context(priority=...) does, without the context manager, on every request.
+        token = CONTEXT.set(Context(get_context().deadline, priority))
+        try:
             return await call_next(request)
+        finally:
+            CONTEXT.reset(token)

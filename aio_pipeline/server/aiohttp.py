@@ -39,22 +39,26 @@ is not recorded: keep this middleware outside the ones that swap responses.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import math
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.typedefs import Handler as AiohttpHandler
 from aiohttp.typedefs import Middleware as AiohttpMiddleware
 
-from .._deadline import LOW_TIMEOUT_THRESHOLD
+from .._context import CONTEXT, Context
+from .._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, within
 from .._errors import DeadlineExceededError, OverloadedError
 from .._exchange import CURRENT_EXCHANGE, EXPIRED_STATUS, Exchange, status_for
 from .._pipeline import Middleware, compose
 from .._priority import Priority
-from .._wire import SERVICE_NAME_HEADER
+from .._wire import PRIORITY_HEADER, SERVICE_NAME_HEADER, TIMEOUT_HEADER
 
 if TYPE_CHECKING:
     from .._metrics import MetricsProvider
@@ -122,22 +126,38 @@ def aiohttp_server_middleware(
     aiohttp's ``HTTPException`` included, passes through untouched. Everything runs in the
     request's own task, so context set by a middleware is seen by the handler. Each request's
     ``Exchange`` tells observers in ``middlewares`` the status that went on the wire.
+
+    The chain is composed once per aiohttp handler, not per request (``_Chains``), and our own
+    ``ServerDeadline`` directly followed by our own ``ServerPriority`` (the standard stack) runs
+    as one step (``_Admission``): the same rules, one context entry.
     """
     if not isinstance(expired_status, int) or not 400 <= expired_status <= 599:
         raise ValueError(f"expired_status must be an HTTP error status (400-599), got {expired_status!r}")
-    stack = _callables("middlewares", middlewares)
+    stack = _fused(_callables("middlewares", middlewares))
+    chains = _Chains(stack)
+    # Only observers read the exchange (``exchange_of``): a stack of our deadline, priority and
+    # shedding steps alone has none, and skips opening one per request.
+    observed = any(type(step) not in _blind_types() for step in stack)
 
     @web.middleware
     async def aio_pipeline_middleware(request: web.Request, handler: AiohttpHandler) -> web.StreamResponse:
+        try:
+            chain = chains[handler]
+        except (KeyError, TypeError):  # first request of this handler (or an unhashable one)
+            chain = chains.bind(request, handler)
+        if not observed:
+            try:
+                return await chain(request)
+            except (DeadlineExceededError, OverloadedError) as error:
+                if request.writer.output_size > 0:  # a second response would land inside the first
+                    raise
+                return _answer(error, expired_status)
         exchange = Exchange(request)
         token = CURRENT_EXCHANGE.set(exchange)
         try:
-            # aiohttp hands over the handler per request (the route's, wrapped in any inner
-            # middlewares), so the chain is folded here: one small closure per middleware,
-            # as aiohttp itself does with functools.partial.
-            response = await compose(stack, handler)(request)
+            response = await chain(request)
         except (DeadlineExceededError, OverloadedError) as error:
-            if request.writer.output_size > 0:  # a second response would land inside the first
+            if request.writer.output_size > 0:
                 exchange.sent(None, True)
                 raise
             answer = _answer(error, expired_status)
@@ -154,6 +174,134 @@ def aiohttp_server_middleware(
         return response
 
     return aio_pipeline_middleware
+
+
+#: Chains one adapter keeps, as aiohttp keeps the middleware chains it builds per handler
+#: (``web_app._cached_build_middleware``, an LRU cache of 1024).
+MAX_CHAINS: Final = 1024
+
+
+class _Chains(dict[Any, AiohttpHandler]):
+    """The stack composed around each aiohttp handler, kept per handler.
+
+    aiohttp hands a middleware the handler per request: the route's own, or the chain of the
+    middlewares inside this one, which aiohttp itself builds once per route and caches. So the
+    same handler comes back for every request of a route, and the stack is composed around it
+    on its first request only. Handlers made afresh per request (the 404 and 405 of unmatched
+    requests, old-style middlewares) are composed per request and not kept; at most
+    ``MAX_CHAINS`` are kept, all dropped when that many are held.
+    """
+
+    def __init__(self, stack: tuple[ServerMiddleware, ...]) -> None:
+        super().__init__()
+        self.stack = stack
+
+    def bind(self, request: web.Request, handler: AiohttpHandler) -> AiohttpHandler:
+        steps = [step.for_handler(request) if type(step) is _Admission else step for step in self.stack]
+        chain = compose(steps, handler)
+        if request.match_info.http_exception is None:  # a route's handler, not a 404/405 made for this request
+            if len(self) >= MAX_CHAINS:
+                self.clear()
+            with contextlib.suppress(TypeError):  # an unhashable handler: composed per request
+                self[handler] = chain
+        return chain
+
+
+#: ``X-Request-Priority`` values as clients send them (``normal``), read with one look-up; any
+#: other spelling is read by ``Priority.parse`` (case, whitespace).
+_PRIORITIES: Final = {priority.value: priority for priority in Priority}
+
+
+@dataclass(frozen=True, slots=True)
+class _Admission:
+    """Our ``ServerDeadline`` directly followed by our ``ServerPriority``, as one step.
+
+    The rules are theirs, unchanged: the deadline from ``X-Request-Timeout`` (``inbound_timeout``,
+    capped by ``max_timeout``), else the handler's default, else ``timeout``; a request with too
+    little time left refused with ``ServerDeadline.refusal`` before the handler runs; the
+    priority from ``X-Request-Priority``, else the default; with ``cancel_on_timeout`` the
+    handler cancelled at the deadline. Both go into the context in one step (``CONTEXT``) instead
+    of two ``set_context`` blocks. ``for_handler`` reads a handler's ``@aiohttp_timeout`` once
+    per handler when the deadline step reads it with ``aiohttp_handler_timeout``.
+    """
+
+    # ``Any``: the middlewares import this package, so naming their types here, even for the type
+    # checker only, would be an import cycle.
+    deadline: Any  # middlewares.deadline.ServerDeadline
+    priority: Any  # middlewares.priority.ServerPriority
+    #: seconds for a request without a usable header; ``None``: ``deadline``'s rule, per request
+    default: float | None = None
+
+    def for_handler(self, request: web.Request) -> _Admission:
+        """This step for the handler of ``request`` (and every later request of that handler)."""
+        if self.deadline.handler_timeout is not aiohttp_handler_timeout:
+            return self  # the user's own rule may read anything of a request: asked per request
+        if isinstance(request.match_info.handler, type):
+            return self  # a web.View: its methods may differ
+        seconds = aiohttp_handler_timeout(request)
+        return dataclasses.replace(self, default=seconds if seconds is not None else self.deadline.timeout)
+
+    def link(self, call_next: AiohttpHandler) -> AiohttpHandler:
+        """The step with ``call_next`` bound (see ``compose``)."""
+        from middlewares.deadline import inbound_timeout
+
+        deadline, default = self.deadline, self.default
+        max_timeout, threshold = deadline.max_timeout, deadline.low_timeout_threshold
+        cancel = deadline.cancel_on_timeout
+        default_priority = self.priority.default
+
+        async def admitted(request: web.Request) -> web.StreamResponse:
+            headers = request.headers
+            value = headers.get(TIMEOUT_HEADER)
+            seconds = None if value is None else inbound_timeout(value, max_timeout=max_timeout)
+            if seconds is None:
+                seconds = default if default is not None else deadline.default_timeout(request)
+            if seconds <= 0 or seconds < threshold:
+                raise deadline.refusal(request, seconds)
+            value = headers.get(PRIORITY_HEADER)
+            if value is None:
+                priority = default_priority
+            else:
+                priority = _PRIORITIES.get(value) or Priority.parse(value) or default_priority
+            at = asyncio.get_running_loop().time() + seconds
+            token = CONTEXT.set(Context(Deadline(at), priority))
+            try:
+                if not cancel:
+                    return await call_next(request)
+                async with within(at, request=request, message="handler cancelled at its deadline"):
+                    return await call_next(request)
+            finally:
+                CONTEXT.reset(token)
+
+        return admitted
+
+    async def __call__(self, request: web.Request, call_next: AiohttpHandler, /) -> web.StreamResponse:
+        return await self.link(call_next)(request)
+
+
+def _fused(stack: tuple[ServerMiddleware, ...]) -> tuple[ServerMiddleware, ...]:
+    """``stack`` with each of our ``ServerDeadline`` directly followed by our ``ServerPriority``
+    (exact types: a subclass may do more) replaced by one ``_Admission``."""
+    from middlewares.deadline import ServerDeadline
+    from middlewares.priority import ServerPriority
+
+    fused: list[ServerMiddleware] = []
+    for step in stack:
+        previous = fused[-1] if fused else None
+        if type(step) is ServerPriority and type(previous) is ServerDeadline:
+            fused[-1] = _Admission(previous, step)
+        else:
+            fused.append(step)
+    return tuple(fused)
+
+
+def _blind_types() -> tuple[type, ...]:
+    """Our server steps that never look at the exchange."""
+    from middlewares.deadline import ServerDeadline
+    from middlewares.priority import ServerPriority
+    from middlewares.shedding import LoadShedding
+
+    return (_Admission, ServerDeadline, ServerPriority, LoadShedding)
 
 
 def _answer(error: DeadlineExceededError | OverloadedError, expired_status: int) -> web.Response:

@@ -20,12 +20,13 @@ from aio_pipeline import (
     Handler,
     Headers,
     Pipeline,
+    Priority,
     RejectedError,
     Request,
     Response,
     get,
 )
-from aio_pipeline._context import Context, get_context, set_context
+from aio_pipeline._context import Context, get_context, inherited_deadline, set_context
 from aio_pipeline.transports.fake import FakeTransport
 from middlewares.deadline import ClientDeadline, DeadlineRejectedError, ServerDeadline, earliest, inbound_timeout
 
@@ -358,6 +359,48 @@ async def test_per_handler_default_applies_only_without_a_usable_header() -> Non
     handler = Recorder()
     await ServerDeadline(timeout=9, handler_timeout=lambda request: None)(inbound(), handler)
     assert handler.timeout == pytest.approx(9)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("seconds", [math.inf, math.nan])
+async def test_a_per_handler_default_that_is_no_number_of_seconds_is_refused_naming_handler_timeout(
+    seconds: float,
+) -> None:
+    handler = Recorder()
+    with pytest.raises(ValueError, match="handler_timeout"):
+        await ServerDeadline(handler_timeout=lambda request: seconds)(inbound(), handler)
+    assert handler.calls == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_server_deadline_replaces_the_deadline_and_keeps_the_priority_inherited() -> None:
+    handler = Recorder()
+    with set_context(deadline=Deadline.from_timeout(60), priority=Priority.LOW):
+        await ServerDeadline()(inbound("3"), handler)
+        assert get_context().deadline is not None and get_context().deadline.timeout == 60  # restored
+    assert handler.timeout == pytest.approx(3)
+    assert handler.contexts[0].priority is Priority.LOW
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_server_middlewares_driven_inside_a_call_stay_bounded_by_that_call() -> None:
+    # A server stack driven in-process inside a client call (as a test double of a service may
+    # be): the handler's own calls inherit the earlier of the request's deadline and the call's.
+    seen: list[Deadline | None] = []
+
+    async def handler(request: Inbound) -> str:
+        seen.append(inherited_deadline())
+        return "done"
+
+    async def in_process(request: Request) -> Response:
+        await ServerDeadline()(inbound("30"), handler)
+        return Response(200)
+
+    async with Pipeline(FakeTransport([in_process]), [ClientDeadline(timeout=2)]) as pipeline:
+        assert (await pipeline(get(URL))).status == 200
+    assert seen[0] is not None and seen[0].timeout == pytest.approx(2)
 
 
 @pytest.mark.asyncio

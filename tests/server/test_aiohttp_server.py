@@ -355,6 +355,84 @@ async def test_an_empty_stack_is_a_pass_through() -> None:
         assert await status_of(client, "/record", {"X-Request-Timeout": "0"}) == 200
 
 
+# --- composed once per handler (issue 14) -------------------------------------------------------
+
+
+@web.middleware
+async def inner(request: web.Request, handler: Any) -> web.StreamResponse:
+    """An aiohttp middleware inside ours: the handler we are given is then aiohttp's chain."""
+    response = await handler(request)
+    response.headers["X-Inner"] = "ran"
+    return response
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [("GET", "/report", 60.0), ("GET", "/record", 7.0), ("GET", "/thing", 45.0), ("POST", "/thing", 7.0)],
+)
+async def test_per_handler_defaults_hold_behind_an_inner_aiohttp_middleware(
+    method: str, path: str, expected: float
+) -> None:
+    app = make_app(aiohttp_middleware_factory(timeout=7))
+    app.middlewares.append(inner)
+    async with TestClient(TestServer(app, host=HOST)) as client:
+        for _ in range(2):  # the second request runs the chain kept for its handler
+            async with client.request(method, path) as response:
+                assert (response.status, response.headers["X-Inner"]) == (200, "ran")
+            assert seen(client).timeout == pytest.approx(expected)
+        assert seen(client).calls == 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_subclass_of_our_deadline_middleware_runs_as_given() -> None:
+    from middlewares.priority import ServerPriority
+
+    @dataclass(frozen=True, kw_only=True)
+    class Audited(ServerDeadline):
+        log: list[str] = field(default_factory=list)
+
+        async def __call__(self, request: Any, call_next: Any, /) -> Any:
+            self.log.append(request.path)
+            return await super().__call__(request, call_next)
+
+    audited = Audited(timeout=3)
+    async with serve(aiohttp_server_middleware([audited, ServerPriority(default=Priority.LOW)])) as client:
+        assert await status_of(client, "/record") == 200
+        assert await status_of(client, "/record", {"X-Request-Timeout": "0"}) == 408
+    assert audited.log == ["/record", "/record"]  # not fused away: the very instance ran
+    assert (seen(client).calls, seen(client).priority) == (1, Priority.LOW)
+    assert seen(client).timeout == pytest.approx(3)
+
+
+@pytest.mark.asyncio
+@pytest.mark.needs_extras
+async def test_one_handler_on_two_routes_is_labelled_with_each_route() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from middlewares.metrics import PrometheusMetricsProvider
+
+    registry = CollectorRegistry()
+    app = web.Application(
+        middlewares=[aiohttp_middleware_factory(metrics_provider=PrometheusMetricsProvider(registry=registry))]
+    )
+    app[SEEN] = Seen()
+    app.router.add_get("/a", record)
+    app.router.add_get("/b/{id}", record)  # the same handler: the chain is kept per handler, labels per route
+    async with TestClient(TestServer(app, host=HOST)) as client:
+        for path in ["/a", "/b/1", "/b/2", "/a", "/nowhere/1", "/nowhere/2"]:
+            await status_of(client, path)
+    counts = {
+        sample.labels["route"]: sample.value
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == "aio_pipeline_server_request_duration_seconds_count"
+    }
+    assert counts == {"/a": 2, "/b/{id}": 2, "unmatched": 2}
+
+
 # --- every header value, fuzzed -----------------------------------------------------------------
 
 HEADER_TEXT = st.text(
