@@ -26,7 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from aio_pipeline._context import get_context
+from aio_pipeline._context import CONTEXT
+from aio_pipeline._deadline import loop_clock
 from aio_pipeline._errors import OverloadedError
 from aio_pipeline._priority import Priority
 
@@ -95,22 +96,33 @@ class LoadShedding:
         """How many handlers may run at once when a request of ``priority`` is admitted."""
         return self._limits[priority]
 
-    async def __call__(self, request: RequestT, call_next: Callable[[RequestT], Awaitable[ResponseT]], /) -> ResponseT:
-        context = get_context()
-        priority = context.priority or Priority.NORMAL
-        if self.in_flight < self._limits[priority] and not self._outranked(priority):
-            self.in_flight += 1
-        else:
-            left = context.deadline.timeout if context.deadline is not None else math.inf
-            await self._queue(priority, left, request)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            return await call_next(request)
-        finally:
-            # A running mean of handler time (seconds) estimates how long a queued request waits.
-            self._mean_seconds += 0.1 * ((loop.time() - started) - self._mean_seconds)
-            self._release()
+    def link(self, call_next: Callable[[RequestT], Awaitable[ResponseT]]) -> Callable[[RequestT], Awaitable[ResponseT]]:
+        """The middleware with ``call_next`` bound (see ``compose``)."""
+
+        async def shedding(request: RequestT) -> ResponseT:
+            context = CONTEXT.get()
+            priority = context.priority or Priority.NORMAL
+            # The waiters are looked at only when there are some: nobody queues while there is room.
+            if self.in_flight < self._limits[priority] and not (self._waiters and self._outranked(priority)):
+                self.in_flight += 1
+            else:
+                left = context.deadline.timeout if context.deadline is not None else math.inf
+                await self._queue(priority, left, request)
+            clock = loop_clock()
+            started = clock()
+            try:
+                return await call_next(request)
+            finally:
+                # A running mean of handler time (seconds) estimates how long a queued request waits.
+                self._mean_seconds += 0.1 * ((clock() - started) - self._mean_seconds)
+                self._release()
+
+        return shedding
+
+    def __call__(
+        self, request: RequestT, call_next: Callable[[RequestT], Awaitable[ResponseT]], /
+    ) -> Awaitable[ResponseT]:
+        return self.link(call_next)(request)
 
     def _outranked(self, priority: Priority) -> bool:
         """Whether someone queued earlier with at least this priority should go first."""
