@@ -18,8 +18,10 @@ So the server adapter (``server/aiohttp.py``, the one module that knows the fram
 register ``when_sent(callback)``, and the adapter calls ``sent()`` once, when the status is
 final: at once for an exception, and when the framework prepares the response the middlewares
 returned (a response the handler prepared itself keeps the status it was sent with; a
-``FileResponse`` sends its file while it is prepared). Observers time a request until then. The
-callbacks are given:
+``FileResponse`` sends its file while it is prepared). Observers time a request until then, from
+its arrival: the adapter reads the loop's clock once per request, as ``started`` (seconds on
+``clock``, the running loop's clock), so that the observers and the deadline need not read it
+again. The callbacks are given:
 
     status   the status line sent (an ``int``), or ``None`` when none is known;
     aborted  ``True`` when a response had started and the request then failed: the connection
@@ -55,14 +57,21 @@ _log = logging.getLogger("aio_pipeline.server")
 class Exchange:
     """One server request and what was sent for it; see the module docstring.
 
-    ``callbacks`` are called once, as ``callback(status, aborted)``; the adapter may skip
-    watching for the status when there are none.
+    ``clock`` is the running loop's clock (a function giving seconds) and ``started`` the time
+    the request arrived on it, both given by the adapter; ``clock`` is ``None`` when they were
+    not (observers then read the clock themselves). ``callbacks`` are called once, as
+    ``callback(status, aborted)``; the adapter may skip watching for the status when there are
+    none. While the status is not final, ``callbacks`` is a list: an observer inside the
+    adapter's middlewares may append to it directly (``when_sent`` does the same, and also
+    serves a caller that comes after).
     """
 
-    __slots__ = ("aborted", "callbacks", "request", "status")
+    __slots__ = ("aborted", "callbacks", "clock", "request", "started", "status")
 
-    def __init__(self, request: object) -> None:
+    def __init__(self, request: object, clock: Callable[[], float] | None = None, started: float = 0.0) -> None:
         self.request = request
+        self.clock = clock
+        self.started = started
         self.status: int | None = None
         self.aborted = False
         self.callbacks: list[Callable[[int | None, bool], None]] | None = []  # None once sent

@@ -224,9 +224,12 @@ class ServerLog(_Options):
         if self.log_headers:
             fields["headers"] = _headers(request.headers.items(), self._deny)
         fields["status"] = None  # set when known; here so that it is logged before ``error``
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         exchange = exchange_of(request)
+        if exchange is not None and exchange.clock is not None:
+            clock, started = exchange.clock, exchange.started  # read by the adapter on arrival
+        else:
+            clock = loop_clock()
+            started = clock()
         status: int | None = None
         error: BaseException | None = None
         with structlog.contextvars.bound_contextvars(**{k: v for k, v in bound.items() if v is not None}):
@@ -241,7 +244,7 @@ class ServerLog(_Options):
                 status = status_for(error)  # a guess, used only without the adapter's exchange
                 raise
             finally:
-                log = partial(self._log, fields, error, loop, started)
+                log = partial(self._log, fields, error, clock, started)
                 if exchange is None:
                     log(status, False)
                 else:
@@ -251,7 +254,7 @@ class ServerLog(_Options):
         self,
         fields: dict[str, Any],
         error: BaseException | None,
-        loop: asyncio.AbstractEventLoop,
+        clock: Callable[[], float],
         started: float,
         status: int | None,
         aborted: bool,
@@ -262,7 +265,7 @@ class ServerLog(_Options):
         if aborted:  # a response had started: nothing was refused, and its status is not known
             fields.update(aborted=True, rejected=None)
         fields["status"] = status
-        fields["duration"] = seconds(loop.time() - started)
+        fields["duration"] = seconds(clock() - started)
         log_event(self._logger, "warning" if warn else "info", "aio_pipeline.server.request", fields)
 
     def _bound(self, request: Any) -> dict[str, Any]:

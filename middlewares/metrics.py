@@ -363,8 +363,11 @@ class _ServerTimed:
                 in_flight[key] += 1
             except KeyError:
                 in_flight[key] = 1.0
-            clock = loop_clock()
-            started = clock()
+            if exchange is not None and exchange.clock is not None:
+                clock, started = exchange.clock, exchange.started  # read by the adapter on arrival
+            else:
+                clock = loop_clock()
+                started = clock()
             status: int | None = None
             reason: str | None = None
             try:
@@ -382,6 +385,8 @@ class _ServerTimed:
                 done = partial(record, method, route, client, clock, started, reason)
                 if exchange is None:
                     done(status, False)
+                elif exchange.callbacks is not None:  # exchange.when_sent(done), without the call
+                    exchange.callbacks.append(done)
                 else:
                     exchange.when_sent(done)
 

@@ -33,6 +33,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from aio_pipeline._circuit import CircuitStateChanged
+from aio_pipeline._deadline import loop_clock
 from aio_pipeline._errors import InvalidRequestError
 from aio_pipeline._events import BudgetExhausted, Event, EventHook
 from aio_pipeline._exchange import exchange_of, rejection, status_for
@@ -158,9 +159,12 @@ class _ServerTimed:
         route = server_route(request)
         if route is not None:
             attributes["http.route"] = route
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         exchange = exchange_of(request)
+        if exchange is not None and exchange.clock is not None:
+            clock, started = exchange.clock, exchange.started  # read by the adapter on arrival
+        else:
+            clock = loop_clock()
+            started = clock()
         status: int | None = None
         error: BaseException | None = None
         try:
@@ -173,7 +177,7 @@ class _ServerTimed:
             raise
         finally:
             self.active.add(-1, {"http.request.method": attributes["http.request.method"]})
-            record = partial(self._record, attributes, error, loop, started)
+            record = partial(self._record, attributes, error, clock, started)
             if exchange is None:
                 record(status, False)
             else:
@@ -183,7 +187,7 @@ class _ServerTimed:
         self,
         attributes: Attributes,
         error: BaseException | None,
-        loop: asyncio.AbstractEventLoop,
+        clock: Callable[[], float],
         started: float,
         status: int | None,
         aborted: bool,
@@ -201,7 +205,7 @@ class _ServerTimed:
             attributes["error.type"] = library_error_name(error, "_OTHER")
         else:  # the handler answered, then sending its response failed
             attributes["error.type"] = "aborted" if aborted else "cancelled"
-        self.duration.record(loop.time() - started, attributes)
+        self.duration.record(clock() - started, attributes)
 
 
 @dataclass(frozen=True, slots=True)

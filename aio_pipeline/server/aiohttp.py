@@ -53,7 +53,7 @@ from aiohttp.typedefs import Handler as AiohttpHandler
 from aiohttp.typedefs import Middleware as AiohttpMiddleware
 
 from .._context import CONTEXT, Context
-from .._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, within
+from .._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, loop_clock, within
 from .._errors import DeadlineExceededError, OverloadedError
 from .._exchange import CURRENT_EXCHANGE, EXPIRED_STATUS, Exchange, status_for
 from .._pipeline import Middleware, compose
@@ -129,15 +129,17 @@ def aiohttp_server_middleware(
 
     The chain is composed once per aiohttp handler, not per request (``_Chains``), and our own
     ``ServerDeadline`` directly followed by our own ``ServerPriority`` (the standard stack) runs
-    as one step (``_Admission``): the same rules, one context entry.
+    as one step (``_Admission``): the same rules, one context entry. The loop's clock is read
+    once per request, on arrival here: the request's deadline and the duration observers record
+    count from then, so time spent in middlewares before the deadline step counts against it.
     """
     if not isinstance(expired_status, int) or not 400 <= expired_status <= 599:
         raise ValueError(f"expired_status must be an HTTP error status (400-599), got {expired_status!r}")
-    stack = _fused(_callables("middlewares", middlewares))
-    chains = _Chains(stack)
+    stack = _callables("middlewares", middlewares)
     # Only observers read the exchange (``exchange_of``): a stack of our deadline, priority and
     # shedding steps alone has none, and skips opening one per request.
     observed = any(type(step) not in _blind_types() for step in stack)
+    chains = _Chains(_fused(stack, observed))
 
     @web.middleware
     async def aio_pipeline_middleware(request: web.Request, handler: AiohttpHandler) -> web.StreamResponse:
@@ -152,7 +154,8 @@ def aiohttp_server_middleware(
                 if request.writer.output_size > 0:  # a second response would land inside the first
                     raise
                 return _answer(error, expired_status)
-        exchange = Exchange(request)
+        clock = loop_clock()
+        exchange = Exchange(request, clock, clock())
         token = CURRENT_EXCHANGE.set(exchange)
         try:
             response = await chain(request)
@@ -169,8 +172,31 @@ def aiohttp_server_middleware(
             raise
         finally:
             CURRENT_EXCHANGE.reset(token)
-        if exchange.callbacks:  # someone waits for the status: tell them when aiohttp prepares it
-            _sent_when_prepared(response, exchange)
+        if not exchange.callbacks:  # nobody waits for the status
+            return response
+        # Tell them when aiohttp prepares the response. aiohttp offers no per-request hook
+        # (``on_response_prepare`` belongs to the application and is frozen before the first
+        # request), so this instance's ``prepare`` is wrapped: aiohttp's ``finish_response`` calls
+        # ``resp.prepare(request)`` once, after every middleware returned, and the status is final
+        # then (a ``FileResponse`` sets it inside ``prepare``; for a response the handler prepared
+        # itself the call returns at once, with the status it was sent with).
+        try:
+            prepare = response.prepare
+        except AttributeError:  # not a response: aiohttp answers it with a 500
+            exchange.sent(500)
+            return response
+
+        async def prepare_and_tell(request: web.BaseRequest) -> AbstractStreamWriter | None:
+            del response.prepare  # the class's own again, and no reference cycle left behind
+            try:
+                writer = await prepare(request)
+            except BaseException:
+                exchange.sent(None, request.writer.output_size > 0)
+                raise
+            exchange.sent(response.status)
+            return writer
+
+        response.prepare = prepare_and_tell  # type: ignore[method-assign]
         return response
 
     return aio_pipeline_middleware
@@ -229,6 +255,9 @@ class _Admission:
     # checker only, would be an import cycle.
     deadline: Any  # middlewares.deadline.ServerDeadline
     priority: Any  # middlewares.priority.ServerPriority
+    #: the adapter opens an exchange for each request: the deadline counts from its arrival time,
+    #: which the adapter read, instead of reading the clock again
+    arrival_on_exchange: bool = False
     #: seconds for a request without a usable header; ``None``: ``deadline``'s rule, per request
     default: float | None = None
 
@@ -245,7 +274,7 @@ class _Admission:
         """The step with ``call_next`` bound (see ``compose``)."""
         from middlewares.deadline import inbound_timeout
 
-        deadline, default = self.deadline, self.default
+        deadline, default, on_exchange = self.deadline, self.default, self.arrival_on_exchange
         max_timeout, threshold = deadline.max_timeout, deadline.low_timeout_threshold
         cancel = deadline.cancel_on_timeout
         default_priority = self.priority.default
@@ -263,7 +292,11 @@ class _Admission:
                 priority = default_priority
             else:
                 priority = _PRIORITIES.get(value) or Priority.parse(value) or default_priority
-            at = asyncio.get_running_loop().time() + seconds
+            exchange = CURRENT_EXCHANGE.get() if on_exchange else None
+            if exchange is not None and exchange.clock is not None:
+                at = exchange.started + seconds
+            else:
+                at = asyncio.get_running_loop().time() + seconds
             token = CONTEXT.set(Context(Deadline(at), priority))
             try:
                 if not cancel:
@@ -279,9 +312,10 @@ class _Admission:
         return await self.link(call_next)(request)
 
 
-def _fused(stack: tuple[ServerMiddleware, ...]) -> tuple[ServerMiddleware, ...]:
+def _fused(stack: tuple[ServerMiddleware, ...], observed: bool) -> tuple[ServerMiddleware, ...]:
     """``stack`` with each of our ``ServerDeadline`` directly followed by our ``ServerPriority``
-    (exact types: a subclass may do more) replaced by one ``_Admission``."""
+    (exact types: a subclass may do more) replaced by one ``_Admission``; ``observed``: the
+    adapter opens an exchange per request, with the arrival time on it."""
     from middlewares.deadline import ServerDeadline
     from middlewares.priority import ServerPriority
 
@@ -289,7 +323,7 @@ def _fused(stack: tuple[ServerMiddleware, ...]) -> tuple[ServerMiddleware, ...]:
     for step in stack:
         previous = fused[-1] if fused else None
         if type(step) is ServerPriority and type(previous) is ServerDeadline:
-            fused[-1] = _Admission(previous, step)
+            fused[-1] = _Admission(previous, step, arrival_on_exchange=observed)
         else:
             fused.append(step)
     return tuple(fused)
@@ -309,34 +343,6 @@ def _answer(error: DeadlineExceededError | OverloadedError, expired_status: int)
         return web.Response(status=expired_status, text="deadline exceeded")
     retry_after = max(math.ceil(error.retry_after), 0) if math.isfinite(error.retry_after) else 1
     return web.Response(status=503, text="overloaded", headers={"Retry-After": str(retry_after)})
-
-
-def _sent_when_prepared(response: web.StreamResponse, exchange: Exchange) -> None:
-    """Tell ``exchange`` the status ``response`` goes out with, when aiohttp prepares it.
-
-    aiohttp offers no per-request hook (``on_response_prepare`` belongs to the application and
-    is frozen before the first request), so this instance's ``prepare`` is wrapped: aiohttp's
-    ``finish_response`` calls ``resp.prepare(request)`` once, after every middleware returned,
-    and the status is final then (a ``FileResponse`` sets it inside ``prepare``; for a response
-    the handler prepared itself the call returns at once, with the status it was sent with).
-    """
-    try:
-        prepare = response.prepare
-    except AttributeError:  # not a response: aiohttp answers it with a 500
-        exchange.sent(500)
-        return
-
-    async def prepare_and_tell(request: web.BaseRequest) -> AbstractStreamWriter | None:
-        del response.prepare  # the class's own again, and no reference cycle left behind
-        try:
-            writer = await prepare(request)
-        except BaseException:
-            exchange.sent(None, request.writer.output_size > 0)
-            raise
-        exchange.sent(response.status)
-        return writer
-
-    response.prepare = prepare_and_tell  # type: ignore[method-assign]
 
 
 def aiohttp_middleware_factory(

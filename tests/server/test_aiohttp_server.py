@@ -433,6 +433,35 @@ async def test_one_handler_on_two_routes_is_labelled_with_each_route() -> None:
     assert counts == {"/a": 2, "/b/{id}": 2, "unmatched": 2}
 
 
+@pytest.mark.asyncio
+@pytest.mark.looptime
+@pytest.mark.needs_extras
+async def test_the_deadline_and_the_duration_count_from_the_arrival_at_the_adapter() -> None:
+    # One clock read per request, by the adapter: what runs before the deadline step (here a
+    # user's middleware taking 0.5 s) spends the request's time, and is part of its duration.
+    from prometheus_client import CollectorRegistry
+    from structlog.testing import capture_logs
+
+    from middlewares.log import ServerLog
+    from middlewares.metrics import PrometheusMetricsProvider
+
+    async def slow_start(request: web.Request, call_next: ServerCallNext, /) -> web.StreamResponse:
+        await asyncio.sleep(0.5)
+        return await call_next(request)
+
+    registry = CollectorRegistry()
+    factory = aiohttp_middleware_factory(
+        metrics_provider=PrometheusMetricsProvider(registry=registry), outer_middlewares=[ServerLog(), slow_start]
+    )
+    with capture_logs() as logs:
+        async with serve(factory) as client:
+            assert await status_of(client, "/record", {"X-Request-Timeout": "2"}) == 200
+            assert seen(client).timeout == pytest.approx(1.5)
+    labels = {"method": "GET", "route": "/record", "status": "200", "client": "unknown"}
+    assert registry.get_sample_value("aio_pipeline_server_request_duration_seconds_sum", labels) == pytest.approx(0.5)
+    assert [entry["duration"] for entry in logs] == [pytest.approx(0.5)]
+
+
 # --- every header value, fuzzed -----------------------------------------------------------------
 
 HEADER_TEXT = st.text(
