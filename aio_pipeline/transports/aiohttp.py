@@ -147,25 +147,31 @@ class AioHttpTransport(Transport):
             return super().send_request(request)
         deadline = request.deadline
         if deadline is None:
-            return self._send_within(request.endpoint, request, None, None)
+            return self._send(request.endpoint, request, self._session.timeout)
         if covered(deadline):
             # The enclosing ClientDeadline cancels this call at its deadline, and has made sure
             # there was time left when the call began: no clock read, no timer here.
-            return self._send_within(request.endpoint, request, None, self._timeout)
+            return self._send(request.endpoint, request, self._timeout)
         timeout = deadline.deadline_at - _now()
         if timeout <= 0:
             raise DeadlineExceededError("deadline expired before sending", request=request)
-        return self._send_within(request.endpoint, request, timeout, self._timeout)
+        return self._send_within(request.endpoint, request, timeout)
 
     async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:
-        aiohttp_timeout = self._session.timeout if timeout is None else self._timeout
-        return await self._send_within(endpoint, request, own_bound(request.deadline, timeout), aiohttp_timeout)
+        if timeout is None:
+            return await self._send(endpoint, request, self._session.timeout)
+        bound = own_bound(request.deadline, timeout)
+        if bound is None:
+            return await self._send(endpoint, request, self._timeout)
+        return await self._send_within(endpoint, request, bound)
 
-    async def _send_within(
-        self, endpoint: str | None, request: Request, bound: float | None, aiohttp_timeout: aiohttp.ClientTimeout | None
-    ) -> Response:
-        """Send, bounded by ``bound`` seconds (``None``: by nobody here), with ``aiohttp_timeout``
-        as aiohttp's own (``None``: the session's)."""
+    async def _send_within(self, endpoint: str | None, request: Request, bound: float) -> Response:
+        """``_send``, cut at ``bound`` seconds with ``DeadlineExceededError``."""
+        async with within.after(bound, request=request, message="no response"):
+            return await self._send(endpoint, request, self._timeout)
+
+    async def _send(self, endpoint: str | None, request: Request, timeout: aiohttp.ClientTimeout) -> Response:
+        """Send through the session with ``timeout`` as aiohttp's own, mapping its errors."""
         if not request.path_parameters and not request.query_parameters:
             try:
                 url = self._urls[request.url, endpoint]
@@ -176,13 +182,32 @@ class AioHttpTransport(Transport):
         else:
             url = self._url(request, endpoint)
         sends = None if request.is_idempotent else _Sends()
+        session = self._session
         try:
-            if bound is None:
-                return await self._send(url, request, sends, aiohttp_timeout)
-            async with within.after(bound, request=request, message="no response"):
-                return await self._send(url, request, sends, aiohttp_timeout)
-        except DeadlineExceededError:
-            raise
+            response = await session.request(
+                request.method,
+                url,
+                headers=request.headers,
+                data=request.body or None,
+                allow_redirects=request.allow_redirects,
+                # aiohttp counts differently: it fails on reaching its limit, and 0 means "no limit".
+                max_redirects=request.max_redirects + 1,
+                # Per-request middlewares replace the session's, so the session's own come first,
+                # as they would run; aiohttp has no public accessor for them. ``sends`` goes
+                # innermost, right around each connect-and-send, redirects and resends included.
+                middlewares=session._middlewares if sends is None else (*session._middlewares, sends),
+                # With a deadline, it bounds the call (through us, or an enclosing ClientDeadline),
+                # not aiohttp's total: one timer, not two.
+                timeout=timeout,
+            )
+            try:
+                headers = response.headers  # aiohttp's read-only multidict: ours as it is
+                if self._buffer_payload:
+                    body = await response.read()
+                    return Response(response.status, headers, body, url=response.url, request=request)
+            except BaseException:
+                response.close()  # a half-read connection must not go back to the pool
+                raise
         except aiohttp.ClientError as error:  # before TimeoutError: ConnectionTimeoutError is both
             raise map_error(error, request, sent_before=sends is not None and sends.sent) from error
         except TimeoutError as error:  # aiohttp's own timeouts (the session's ClientTimeout)
@@ -190,48 +215,11 @@ class AioHttpTransport(Transport):
         except ValueError as error:
             if isinstance(error, InvalidRequestError):
                 raise
-            if sends is not None and sends.sent:  # built for a redirect hop: the server's URL, not the caller's request
+            if sends is not None and sends.sent:  # built for a redirect hop: the server's URL
                 raise TransportError(f"after a redirect: {error}", request=request) from error
             # aiohttp checks a request while building it, e.g. "Cannot combine AUTHORIZATION
             # header with AUTH argument or credentials encoded in URL": the caller's mistake.
             raise InvalidRequestError(f"aiohttp refused the request: {error}", request=request) from error
-
-    @staticmethod
-    def _url(request: Request, endpoint: str | None) -> yarl.URL:
-        url_text = request.absolute_url(endpoint)  # raises InvalidRequestError itself
-        try:
-            return yarl.URL(url_text, encoded=True)
-        except ValueError as error:
-            raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
-
-    async def _send(
-        self, url: yarl.URL, request: Request, sends: _Sends | None, timeout: aiohttp.ClientTimeout | None
-    ) -> Response:
-        session = self._session
-        response = await session.request(
-            request.method,
-            url,
-            headers=request.headers,
-            data=request.body or None,
-            allow_redirects=request.allow_redirects,
-            # aiohttp counts differently: it fails on reaching its limit, and 0 means "no limit".
-            max_redirects=request.max_redirects + 1,
-            # Per-request middlewares replace the session's, so the session's own come first,
-            # as they would run; aiohttp has no public accessor for them. ``sends`` goes
-            # innermost, right around each connect-and-send, redirects and resends included.
-            middlewares=session._middlewares if sends is None else (*session._middlewares, sends),
-            # With a deadline, it bounds the call (through us, or an enclosing ClientDeadline),
-            # not aiohttp's total: one timer, not two.
-            timeout=session.timeout if timeout is None else timeout,
-        )
-        try:
-            headers = response.headers  # aiohttp's read-only multidict: ours as it is
-            if self._buffer_payload:
-                body = await response.read()
-                return Response(response.status, headers, body, url=response.url, request=request)
-        except BaseException:
-            response.close()  # a half-read connection must not go back to the pool
-            raise
         return Response(
             response.status,
             headers,
@@ -240,6 +228,14 @@ class AioHttpTransport(Transport):
             on_close=_releaser(response),
             request=request,
         )
+
+    @staticmethod
+    def _url(request: Request, endpoint: str | None) -> yarl.URL:
+        url_text = request.absolute_url(endpoint)  # raises InvalidRequestError itself
+        try:
+            return yarl.URL(url_text, encoded=True)
+        except ValueError as error:
+            raise InvalidRequestError(f"invalid URL: {error}", request=request) from error
 
     # The session is the caller's: aclose() (inherited) leaves it open.
 
