@@ -48,6 +48,11 @@ __all__ = [
 _log = logging.getLogger("aio_pipeline.circuit")
 
 
+# Members as plain names: looking one up on its Enum class costs a call's worth on this hot path.
+_CLOSED, _HALF_OPEN, _OPEN = CircuitState.CLOSED, CircuitState.HALF_OPEN, CircuitState.OPEN
+_SUCCESS, _FAILURE, _CANCELLED, _UNUSED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.CANCELLED, Outcome.UNUSED
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
     """A circuit per key, sampled over a sliding window; share one instance to share its state.
@@ -129,13 +134,13 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
         the rest of the break, or while every probe slot is taken, the time until the oldest
         probe's lease runs out (the latest the half-open state can last)."""
         circuit = self._circuit_for(key)
-        if circuit.state is CircuitState.CLOSED:  # nothing changes a closed circuit with time alone
+        if circuit.state is _CLOSED:  # nothing changes a closed circuit with time alone
             return CircuitPermit(self, key, circuit, None)
         now = self._now()
         self._advance(key, circuit, now)
-        if circuit.state is CircuitState.CLOSED:  # type: ignore[comparison-overlap]  # _advance changes it
+        if circuit.state is _CLOSED:  # _advance may have closed it
             return CircuitPermit(self, key, circuit, None)
-        if circuit.state is CircuitState.HALF_OPEN:
+        if circuit.state is _HALF_OPEN:
             if len(circuit.probes) + circuit.probe_successes < self.half_open_probes:
                 probe_id = circuit.next_probe_id
                 circuit.next_probe_id += 1
@@ -201,29 +206,29 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
         if self._circuits.get(key) is not circuit:
             return  # the key was forgotten (least recently used) while the attempt ran
         now = self._now()
-        if circuit.state is not CircuitState.CLOSED:
+        if circuit.state is not _CLOSED:
             self._advance(key, circuit, now)
         if circuit.epoch != epoch:
             return  # the circuit has moved on: this attempt says nothing about its new period
         if permit.probe_id is not None:
             del circuit.probes[permit.probe_id]  # also frees the slot of an unused probe
-            if outcome is Outcome.UNUSED:
+            if outcome is _UNUSED:
                 return
-            if outcome is not Outcome.SUCCESS:
-                self._transition(key, circuit, CircuitState.OPEN, now, "probe_failed")
+            if outcome is not _SUCCESS:
+                self._transition(key, circuit, _OPEN, now, "probe_failed")
             else:
                 circuit.probe_successes += 1
                 if circuit.probe_successes >= self.half_open_probes:
-                    self._transition(key, circuit, CircuitState.CLOSED, now, "probes_succeeded")
-        elif outcome is Outcome.SUCCESS:
+                    self._transition(key, circuit, _CLOSED, now, "probes_succeeded")
+        elif outcome is _SUCCESS:
             circuit.window.record(now, failed=False)
             circuit.consecutive = 0
-        elif outcome is Outcome.FAILURE:
+        elif outcome is _FAILURE:
             circuit.window.record(now, failed=True)
             circuit.consecutive += 1
             reason = self._trip_reason(circuit, now)
             if reason:
-                self._transition(key, circuit, CircuitState.OPEN, now, reason)
+                self._transition(key, circuit, _OPEN, now, reason)
 
     def _trip_reason(self, circuit: Circuit, now: float) -> str:
         if self.consecutive_failures is not None and circuit.consecutive >= self.consecutive_failures:
@@ -237,10 +242,10 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
     def _advance(self, key: KeyT, circuit: Circuit, now: float) -> None:
         """Apply the changes that time alone makes, each dated when it was due."""
         while True:
-            if circuit.state is CircuitState.OPEN and now >= circuit.open_until:
-                self._transition(key, circuit, CircuitState.HALF_OPEN, circuit.open_until, "break_elapsed")
-            elif circuit.state is CircuitState.HALF_OPEN and circuit.probes and min(circuit.probes.values()) <= now:
-                self._transition(key, circuit, CircuitState.OPEN, min(circuit.probes.values()), "probe_timed_out")
+            if circuit.state is _OPEN and now >= circuit.open_until:
+                self._transition(key, circuit, _HALF_OPEN, circuit.open_until, "break_elapsed")
+            elif circuit.state is _HALF_OPEN and circuit.probes and min(circuit.probes.values()) <= now:
+                self._transition(key, circuit, _OPEN, min(circuit.probes.values()), "probe_timed_out")
             else:
                 return
 
@@ -251,7 +256,7 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
         circuit.window.reset()
         circuit.consecutive = circuit.probe_successes = 0
         circuit.probes.clear()
-        if new is CircuitState.OPEN:
+        if new is _OPEN:
             circuit.open_until = at + self.break_duration
         event = CircuitStateChanged(key, old, new, at, reason)
         for hook in (*self.hooks, *self._subscribers):

@@ -17,6 +17,10 @@ __all__ = ["Headers", "HeadersLike"]
 HeadersLike: TypeAlias = "Mapping[str, str] | Iterable[tuple[str, str]] | None"
 
 
+_proxy_new = CIMultiDictProxy.__new__
+_proxy_init = CIMultiDictProxy.__init__
+
+
 class Headers(CIMultiDictProxy[str]):
     """HTTP headers that never change: look-ups ignore case, names keep the case they were given.
 
@@ -76,14 +80,19 @@ class Headers(CIMultiDictProxy[str]):
 
     def replaced(self, values: Mapping[str, str | None]) -> Headers:
         """A copy where each name of ``values`` has that one value in place of all it had
-        (kept where its first value was), or none at all where the value is ``None``."""
+        (kept where its first value was), or none at all where the value is ``None``.
+
+        Per attempt on the hot path (the system headers), so the copy is wrapped without the
+        checks of ``__init__``: nothing else holds the new multidict."""
         changed = self.copy()
         for name, value in values.items():
             if value is None:
                 changed.popall(name, None)
             else:
                 changed[name] = value
-        return Headers(CIMultiDictProxy(changed))
+        headers: Headers = _proxy_new(Headers, changed)  # type: ignore[call-arg]  # C signature
+        _proxy_init(headers, changed)
+        return headers
 
     def without(self, *names: str) -> Headers:
         """A copy without any value of the given names."""

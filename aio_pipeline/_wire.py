@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, Protocol
 
+from multidict import istr
+
 from ._deadline import Deadline, _now
 
 __all__ = [
@@ -27,9 +29,10 @@ __all__ = [
     "timeout_header_value",
 ]
 
-TIMEOUT_HEADER: Final = "X-Request-Timeout"
-PRIORITY_HEADER: Final = "X-Request-Priority"
-ATTEMPT_HEADER: Final = "X-Request-Attempt"
+# multidict's case-insensitive strings: setting or finding them in headers skips lower-casing.
+TIMEOUT_HEADER: Final = istr("X-Request-Timeout")
+PRIORITY_HEADER: Final = istr("X-Request-Priority")
+ATTEMPT_HEADER: Final = istr("X-Request-Attempt")
 #: The calling service's name, for the server's metrics (written and read by observability).
 SERVICE_NAME_HEADER: Final = "X-Service-Name"
 

@@ -25,6 +25,9 @@ from aio_pipeline._response import Response
 
 __all__ = ["CircuitBreakerMiddleware", "endpoint_authority"]
 
+# A member as a plain name: looking one up on its Enum class costs a call's worth per attempt.
+_REJECT = ResponseVerdict.REJECT
+
 #: Distinct URL templates and endpoints whose circuit key one middleware remembers; past that the
 #: key is worked out per attempt, so no input grows the memo for ever.
 _KEY_CACHE_SIZE = 1024
@@ -120,7 +123,7 @@ class CircuitBreakerMiddleware:
                     permit.cancelled()
                 raise
             try:
-                failed = self.classifier.classify(response) is ResponseVerdict.REJECT
+                failed = self.classifier.classify(response) is _REJECT
             except BaseException:  # a broken classifier must not leak the connection
                 permit.failure()
                 await response.close()

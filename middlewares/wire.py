@@ -19,11 +19,15 @@ from dataclasses import dataclass
 
 from aio_pipeline._headers import Headers
 from aio_pipeline._pipeline import Handler
+from aio_pipeline._priority import Priority
 from aio_pipeline._request import Request
 from aio_pipeline._response import Response
 from aio_pipeline._wire import ATTEMPT_HEADER, PRIORITY_HEADER, TIMEOUT_HEADER, timeout_header_value
 
 __all__ = ["SystemHeaders", "system_headers"]
+
+#: A priority as sent (a dict look-up: ``.value`` on an Enum member costs a call's worth).
+_WIRE_PRIORITY = {priority: priority.value for priority in Priority}
 
 
 def system_headers(request: Request) -> Headers:
@@ -37,7 +41,7 @@ def system_headers(request: Request) -> Headers:
     return request.headers.replaced(
         {
             TIMEOUT_HEADER: None if deadline is None else timeout_header_value(deadline),
-            PRIORITY_HEADER: None if priority is None else priority.value,
+            PRIORITY_HEADER: None if priority is None else _WIRE_PRIORITY[priority],
             ATTEMPT_HEADER: str(request.attempt),
         }
     )
