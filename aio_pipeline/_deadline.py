@@ -44,26 +44,35 @@ LOW_TIMEOUT_THRESHOLD = 0.005
 def _now() -> float:
     """The running loop's clock (virtual under a test clock), else the monotonic clock.
 
-    asyncio's own loops keep ``time.monotonic`` (their ``time()`` calls it), so for them it is
-    called directly: this runs several times per call. Which clock a loop keeps is remembered
-    for the last loop seen (``_CLOCK``): a memo of a fact about that loop, never stale, since a
-    new loop is looked at afresh.
+    This runs several times per call, so it is cheap where it can be: inside a call the clock
+    comes from the call's deadline scope (``ClientDeadline``'s), which looked it up once,
+    since asking for the running loop costs a system call (``getpid``) every time on Python
+    3.11; and asyncio's own loops keep ``time.monotonic`` (their ``time()`` calls it), so for
+    them it is called directly.
     """
+    scope = _COVERING.get()
+    if scope is not None:
+        return scope.clock()
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return time.monotonic()
-    memo = _CLOCK
-    if loop is not memo.loop:
-        memo.loop = loop
-        memo.clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
-    return memo.clock()
+    return _clock_of(loop)()
 
 
 def loop_clock() -> Callable[[], float]:
-    """The running loop's clock as a function to call (``time.monotonic`` itself for asyncio's
-    own loops; see ``_now``): for a layer that reads the time twice per call."""
-    loop = asyncio.get_running_loop()
+    """The running loop's clock as a function to call (see ``_now``): for a layer that reads
+    the time twice per call."""
+    scope = _COVERING.get()
+    if scope is not None:
+        return scope.clock
+    return _clock_of(asyncio.get_running_loop())
+
+
+def _clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """``loop``'s clock: ``time.monotonic`` itself for asyncio's own loops. Remembered for the
+    last loop asked about (``_CLOCK``): a memo of a fact about that loop, never stale, since a
+    new loop is looked at afresh."""
     memo = _CLOCK
     if loop is not memo.loop:
         memo.loop = loop
@@ -213,10 +222,13 @@ class DeadlineScope:
     already enforces.
     """
 
-    __slots__ = ("at", "cancelling", "deadline", "state", "task", "token")
+    __slots__ = ("at", "cancelling", "clock", "deadline", "state", "task", "token")
 
-    def __init__(self, deadline: Deadline, task: asyncio.Task[object], cancelling: int) -> None:
+    def __init__(
+        self, deadline: Deadline, task: asyncio.Task[object], cancelling: int, clock: Callable[[], float]
+    ) -> None:
         self.deadline = deadline
+        self.clock = clock  # the loop's, for the layers inside (see ``_now``)
         self.at = deadline.deadline_at
         self.task = task
         self.cancelling = cancelling  # the task's pending cancellations when the scope began
@@ -328,7 +340,7 @@ class DeadlineTimer:
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("a deadline scope needs a running task")
-        scope = DeadlineScope(deadline, task, task.cancelling())
+        scope = DeadlineScope(deadline, task, task.cancelling(), _clock_of(loop))
         at = scope.at
         heapq.heappush(self._heap, (at, next(self._order), scope))
         if at < self._armed_at:
