@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
@@ -53,7 +54,7 @@ from aiohttp.typedefs import Handler as AiohttpHandler
 from aiohttp.typedefs import Middleware as AiohttpMiddleware
 
 from .._context import CONTEXT, Context
-from .._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, loop_clock, within
+from .._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, within
 from .._errors import DeadlineExceededError, OverloadedError
 from .._exchange import CURRENT_EXCHANGE, EXPIRED_STATUS, Exchange, status_for
 from .._pipeline import Middleware, compose
@@ -129,9 +130,10 @@ def aiohttp_server_middleware(
 
     The chain is composed once per aiohttp handler, not per request (``_Chains``), and our own
     ``ServerDeadline`` directly followed by our own ``ServerPriority`` (the standard stack) runs
-    as one step (``_Admission``): the same rules, one context entry. The loop's clock is read
-    once per request, on arrival here: the request's deadline and the duration observers record
-    count from then, so time spent in middlewares before the deadline step counts against it.
+    as one step (``_Admission``): the same rules, one context entry. With observers in the
+    stack, the loop's clock is read once per request, on arrival here (the exchange's
+    ``started``): the durations observers record and the deadline of that step count from then,
+    so time spent in middlewares before it counts against the request's deadline.
     """
     if not isinstance(expired_status, int) or not 400 <= expired_status <= 599:
         raise ValueError(f"expired_status must be an HTTP error status (400-599), got {expired_status!r}")
@@ -154,7 +156,10 @@ def aiohttp_server_middleware(
                 if request.writer.output_size > 0:  # a second response would land inside the first
                     raise
                 return _answer(error, expired_status)
-        clock = loop_clock()
+        # The running loop's clock (see ``_ASYNCIO_TIME``). Not ``loop_clock()``: that looks for
+        # a call's deadline scope first, and a server request runs inside no call.
+        loop = asyncio.get_running_loop()
+        clock = time.monotonic if type(loop).time is _ASYNCIO_TIME else loop.time
         exchange = Exchange(request, clock, clock())
         token = CURRENT_EXCHANGE.set(exchange)
         try:
@@ -201,6 +206,11 @@ def aiohttp_server_middleware(
 
     return aio_pipeline_middleware
 
+
+#: asyncio's own ``loop.time``, which only calls ``time.monotonic``: for a loop that keeps it (any
+#: loop of asyncio's), the adapter reads ``time.monotonic`` directly, one call instead of two;
+#: another loop (uvloop, a test's virtual clock) is asked its own ``time()``.
+_ASYNCIO_TIME: Final = asyncio.BaseEventLoop.time
 
 #: Chains one adapter keeps, as aiohttp keeps the middleware chains it builds per handler
 #: (``web_app._cached_build_middleware``, an LRU cache of 1024).
@@ -296,7 +306,8 @@ class _Admission:
             if exchange is not None and exchange.clock is not None:
                 at = exchange.started + seconds
             else:
-                at = asyncio.get_running_loop().time() + seconds
+                loop = asyncio.get_running_loop()
+                at = (time.monotonic() if type(loop).time is _ASYNCIO_TIME else loop.time()) + seconds
             token = CONTEXT.set(Context(Deadline(at), priority))
             try:
                 if not cancel:
