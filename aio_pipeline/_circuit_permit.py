@@ -38,7 +38,7 @@ class CircuitPermit(Generic[KeyT]):
     probe's slot is handed back: the circuit stays half-open and the next attempt may probe.
     """
 
-    __slots__ = ("_breaker", "_circuit", "_epoch", "_reported", "is_probe", "key", "probe_id")
+    __slots__ = ("_breaker", "_circuit", "_epoch", "_reported", "key", "probe_id")
 
     def __init__(
         self, breaker: DefaultCircuitBreaker[KeyT, Any], key: KeyT, circuit: Circuit, probe_id: int | None
@@ -49,12 +49,25 @@ class CircuitPermit(Generic[KeyT]):
         self._reported = False
         self.key = key
         self.probe_id = probe_id
-        self.is_probe = probe_id is not None
+
+    @property
+    def is_probe(self) -> bool:
+        """Whether this attempt probes a half-open circuit."""
+        return self.probe_id is not None
 
     def success(self) -> None:
         if not self._reported:
             self._reported = True
-            self._breaker._report(self, self._circuit, self._epoch, _SUCCESS)
+            circuit = self._circuit
+            if self.probe_id is None and circuit.epoch == self._epoch:
+                # The usual report, written out: the circuit has stayed closed since admitting
+                # the attempt (every transition changes the epoch), so time moved nothing.
+                breaker = self._breaker
+                if breaker._circuits.get(self.key) is circuit:  # not forgotten meanwhile
+                    circuit.window.record(breaker._now(), failed=False)
+                    circuit.consecutive = 0
+                return
+            self._breaker._report(self, circuit, self._epoch, _SUCCESS)
 
     def failure(self) -> None:
         if not self._reported:

@@ -117,14 +117,18 @@ class ClientDeadline:
             timer = self._timer
             scope = timer.enter(deadline, loop)
             try:
-                return await call_next(request)
+                response = await call_next(request)
             except asyncio.CancelledError as error:
                 if timer.leave(scope) and scope.task.uncancel() <= scope.cancelling:
                     raise DeadlineExceededError("the call's deadline passed", request=request) from error
                 raise
-            finally:
+            except BaseException:
                 if timer.leave(scope):  # expired, but the cancellation did not come out: take it back
                     scope.task.uncancel()
+                raise
+            if timer.leave(scope):  # expired, but the cancellation did not come out: take it back
+                scope.task.uncancel()
+            return response
 
         return within_deadline
 
