@@ -7,7 +7,7 @@ from types import TracebackType
 from ._deadline import Deadline
 from ._pipeline import Middleware, Pipeline
 from ._priority import Priority
-from ._request import Request
+from ._request import Request, new_request
 from ._response import Response
 from ._url import check_endpoint
 
@@ -71,10 +71,15 @@ class Client:
         ``strategy`` (for example ``sequential_strategy()``) replaces the pipeline's default
         strategy for this call, for any method: choosing one is the caller's explicit choice.
         """
-        request = request.replace(
-            endpoint=self.endpoint,
-            deadline=deadline if deadline is not None else request.deadline,
-            priority=priority if priority is not None else request.priority,
+        # Every call starts here: a copy of the request's fields with these three changed,
+        # which need no checks (``Request.replace`` would take the same path, with more steps).
+        request = new_request(
+            {
+                **request.__dict__,
+                "endpoint": self.endpoint,
+                "deadline": deadline if deadline is not None else request.deadline,
+                "priority": priority if priority is not None else request.priority,
+            }
         )
         if strategy is not None:
             request = request.with_extension(STRATEGY_EXTENSION, strategy)

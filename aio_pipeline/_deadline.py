@@ -92,7 +92,10 @@ class _Clock:
 _CLOCK = _Clock()
 
 
-@dataclass(frozen=True, slots=True, order=True)
+_set = object.__setattr__
+
+
+@dataclass(frozen=True, slots=True, order=True, init=False)
 class Deadline:
     """An absolute deadline, ``deadline_at`` in seconds on the loop's clock.
 
@@ -101,9 +104,11 @@ class Deadline:
 
     deadline_at: float
 
-    def __post_init__(self) -> None:
-        if self.deadline_at != self.deadline_at:  # NaN, the one value unequal to itself
+    def __init__(self, deadline_at: float) -> None:
+        # Written out rather than generated with a __post_init__ check: one made per call.
+        if deadline_at != deadline_at:  # NaN, the one value unequal to itself
             raise ValueError("deadline_at must be a number, got nan")
+        _set(self, "deadline_at", deadline_at)
 
     @classmethod
     def from_timeout(cls, seconds: float) -> Deadline:
