@@ -174,8 +174,13 @@ def pipeline_hedge(session: aiohttp.ClientSession, httpx_client: Any, base: str)
 
 
 def pipeline_adaptive(session: aiohttp.ClientSession, httpx_client: Any, base: str) -> Call:
-    """Hedging at the p95 of recent latency (per method and route)."""
-    delays = ap.PercentileBasedRequestAttemptDelaysProvider(min_delay_seconds=0.005)
+    """Hedging at the p90 of recent latency (per method and route), no sooner than 2 ms.
+
+    Not the provider's default p95: on this endpoint 5% of calls are slow, so the p95 sits on
+    the boundary, and the hedged calls' own "at least this slow" samples push it up the tail
+    (measured: a 15.7 ms delay and a 22 ms p99, against 4.7 ms and 13 ms at p90).
+    """
+    delays = ap.PercentileBasedRequestAttemptDelaysProvider(percentile=0.9, min_delay_seconds=0.002)
     return facade_call(_setup(session, base, ap.parallel_strategy(attempts_count=2, delays_provider=delays)))
 
 
