@@ -169,13 +169,14 @@ def parse_timeout(value: str | None) -> float | None:
     """
     if value is None or len(value) > _MAX_WIRE_LENGTH:
         return None
-    text = value.strip(" \t")
-    if not _WIRE_TIMEOUT.fullmatch(text):
-        return None
-    seconds = float(text)
+    if not _WIRE_TIMEOUT.fullmatch(value):  # as sent, the usual case; else without the spaces
+        value = value.strip(" \t")
+        if not _WIRE_TIMEOUT.fullmatch(value):
+            return None
+    seconds = float(value)
     if seconds > MAX_WIRE_TIMEOUT:
         return None
-    return max(seconds, 0.0)
+    return seconds if seconds > 0 else 0.0
 
 
 class within:

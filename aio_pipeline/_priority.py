@@ -19,7 +19,8 @@ class Priority(enum.StrEnum):
         """Tolerant parse: case-insensitive, whitespace trimmed; unknown or absent -> ``None``."""
         if value is None:
             return None
-        return _BY_NAME.get(value.strip().lower())
+        exact = _BY_NAME.get(value)  # as sent, the usual case
+        return exact if exact is not None else _BY_NAME.get(value.strip().lower())
 
 
 _BY_NAME = {priority.value: priority for priority in Priority}
