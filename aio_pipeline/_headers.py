@@ -7,8 +7,8 @@ return changed copies, and a response's headers are the proxy the HTTP library a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TypeAlias
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeAlias
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -17,8 +17,9 @@ __all__ = ["Headers", "HeadersLike"]
 HeadersLike: TypeAlias = "Mapping[str, str] | Iterable[tuple[str, str]] | None"
 
 
-_proxy_new = CIMultiDictProxy.__new__
-_proxy_init = CIMultiDictProxy.__init__
+# Typed loosely: multidict 6 and 7 declare them differently, and only the C behaviour matters.
+_proxy_new: Callable[..., Any] = CIMultiDictProxy.__new__
+_proxy_init: Callable[..., Any] = CIMultiDictProxy.__init__
 
 
 class Headers(CIMultiDictProxy[str]):
@@ -90,7 +91,7 @@ class Headers(CIMultiDictProxy[str]):
                 changed.popall(name, None)
             else:
                 changed[name] = value
-        headers: Headers = _proxy_new(Headers, changed)  # type: ignore[call-arg]  # C signature
+        headers: Headers = _proxy_new(Headers, changed)
         _proxy_init(headers, changed)
         return headers
 
