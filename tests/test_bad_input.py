@@ -38,7 +38,7 @@ from aio_pipeline import (
     Response,
     Transport,
 )
-from aio_pipeline.transports.fake import FakeTransport
+from aio_pipeline.testing import FakeTransport
 from middlewares.circuit_breaker import CircuitBreakerMiddleware
 from middlewares.deadline import ClientDeadline, ServerDeadline
 from middlewares.hedging import ParallelStrategy

@@ -48,7 +48,7 @@ from aio_pipeline import (
 )
 from aio_pipeline._context import get_context
 from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
-from aio_pipeline.transports.fake import FakeTransport
+from aio_pipeline.testing import FakeTransport
 from middlewares.deadline import ClientDeadline
 from middlewares.hedging import ParallelStrategy
 from middlewares.retry import SequentialStrategy

@@ -8,7 +8,7 @@ import pytest
 
 from aio_pipeline import Deadline, DeadlineExceededError, Pipeline, Response, compose, get
 from aio_pipeline._pipeline import Handler
-from aio_pipeline.transports.fake import FakeTransport
+from aio_pipeline.testing import FakeTransport
 
 
 def recorder(name: str, log: list[str]):  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ import pytest
 
 import aio_pipeline as aio_request
 from aio_pipeline import Response
-from aio_pipeline.transports.fake import FakeTransport
+from aio_pipeline.testing import FakeTransport
 
 FAMILIAR_NAMES = [
     "setup",

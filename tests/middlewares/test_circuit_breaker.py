@@ -35,7 +35,7 @@ from aio_pipeline._circuit import (
     NoopCircuitBreaker,
 )
 from aio_pipeline._classify import DefaultResponseClassifier, ResponseVerdict
-from aio_pipeline.transports.fake import FakeTransport, Step
+from aio_pipeline.testing import FakeTransport, Step
 from middlewares.circuit_breaker import CircuitBreakerMiddleware, endpoint_authority
 
 ENDPOINT = "http://service.test:8080/api/"

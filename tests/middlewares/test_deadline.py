@@ -27,7 +27,7 @@ from aio_pipeline import (
     get,
 )
 from aio_pipeline._context import Context, get_context, inherited_deadline, set_context
-from aio_pipeline.transports.fake import FakeTransport
+from aio_pipeline.testing import FakeTransport
 from middlewares.deadline import ClientDeadline, DeadlineRejectedError, ServerDeadline, earliest, inbound_timeout
 
 URL = "http://service.test/thing"

@@ -40,7 +40,7 @@ from aio_pipeline._events import (
     RetryAfterHonoured,
     RetryScheduled,
 )
-from aio_pipeline.transports.fake import FakeTransport, Step
+from aio_pipeline.testing import FakeTransport, Step
 from middlewares.deadline import ClientDeadline
 from middlewares.hedging import ParallelStrategy, parallel_strategy
 

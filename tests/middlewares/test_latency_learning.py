@@ -27,7 +27,7 @@ from aio_pipeline import (
     get,
 )
 from aio_pipeline._pipeline import Middleware
-from aio_pipeline.transports.fake import FakeTransport
+from aio_pipeline.testing import FakeTransport
 from middlewares.circuit_breaker import CircuitBreakerMiddleware
 from middlewares.deadline import ClientDeadline
 from middlewares.hedging import ParallelStrategy

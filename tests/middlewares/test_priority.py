@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from aio_pipeline import Client, Deadline, Headers, Pipeline, Priority, Response, get
 from aio_pipeline._context import Context, get_context, set_context
-from aio_pipeline.transports.fake import FakeTransport
+from aio_pipeline.testing import FakeTransport
 from middlewares.priority import ClientPriority, ServerPriority
 
 ENDPOINT = "http://service.test/"

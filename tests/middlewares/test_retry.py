@@ -36,7 +36,7 @@ from aio_pipeline._events import (
     RetryAfterHonoured,
     RetryScheduled,
 )
-from aio_pipeline.transports.fake import FakeTransport, Step
+from aio_pipeline.testing import FakeTransport, Step
 from middlewares.retry import (
     SequentialStrategy,
     pass_deadline_through,

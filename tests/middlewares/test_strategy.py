@@ -10,7 +10,7 @@ from aio_pipeline._client import STRATEGY_EXTENSION
 from aio_pipeline._delays import constant_delays
 from aio_pipeline._events import AttemptFinished, AttemptStarted, Event, with_event_hook
 from aio_pipeline._pipeline import Handler
-from aio_pipeline.transports.fake import FakeTransport
+from aio_pipeline.testing import FakeTransport
 from middlewares.retry import SequentialStrategy, sequential_strategy
 from middlewares.strategy import PerCallStrategy, SingleAttempt, single_attempt_strategy
 

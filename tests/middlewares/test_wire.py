@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from aio_pipeline import Deadline, Handler, Pipeline, Priority, Request, Response, get
 from aio_pipeline._wire import timeout_header_value
-from aio_pipeline.transports.fake import FakeTransport
+from aio_pipeline.testing import FakeTransport
 from middlewares.wire import SystemHeaders
 
 URL = "http://service.test/thing"

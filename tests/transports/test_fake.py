@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from aio_pipeline import DeadlineExceededError, Request, Response, TransportError, get, post
-from aio_pipeline.transports.fake import FakeTransport
+from aio_pipeline.testing import FakeTransport
 
 pytestmark = pytest.mark.asyncio
 
