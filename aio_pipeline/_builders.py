@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, TypedDict, Unpack
+from typing import Any
 
 from ._errors import InvalidRequestError
 from ._headers import Headers, HeadersLike
@@ -31,36 +31,29 @@ _NO_HEADERS = Headers()  # immutable, so one instance serves every request witho
 _NO_PARAMETERS: Mapping[str, Any] = MappingProxyType({})
 
 
-class RequestOptions(TypedDict, total=False):
-    """Keyword options every builder takes; see ``Request`` for their meaning."""
-
-    headers: HeadersLike
-    query_parameters: QueryLike
-    path_parameters: Mapping[str, Any] | None
-    allow_redirects: bool
-    max_redirects: int
-    escape_path_parameters: bool
-    retryable: bool
-
-
 def request(
     method: str,
     url: object,
     body: bytes = b"",
     *,
-    headers: HeadersLike = None,
-    query_parameters: QueryLike = None,
     path_parameters: Mapping[str, Any] | None = None,
+    query_parameters: QueryLike = None,
+    headers: HeadersLike = None,
     allow_redirects: bool = True,
     max_redirects: int = 10,
     escape_path_parameters: bool = True,
     retryable: bool = False,
 ) -> Request:
-    """A request for any method; ``url`` is absolute or relative to the client's endpoint.
+    """A request for any method; ``url`` (text or a ``yarl.URL``) is absolute or relative to the
+    client's endpoint. ``body`` is bytes (``b""``, the default, for none; ``None`` is refused
+    like any other non-bytes value, where aio-request takes it for no body).
 
     Checked as ``Request(...)`` checks it (``InvalidRequestError`` for a bad method, body,
     header, redirect count or a ``None`` path parameter), but built without ``__init__``: every
     call starts here, and the common request (a standard method, no headers) needs no checks.
+    The keywords are aio-request's (``body`` may also be given third, by position), plus
+    ``escape_path_parameters`` (default ``True``: values are percent-encoded) and ``retryable``
+    (default ``False``: see ``Request.is_idempotent``).
     """
     if type(method) is not str or method not in STANDARD_METHODS:
         method = checked_method(method)
@@ -97,32 +90,189 @@ def request(
     )
 
 
-def get(url: object, **options: Unpack[RequestOptions]) -> Request:
-    return request("GET", url, **options)
+# The builders below spell out every keyword (rather than ``**options``) so that their signatures
+# are aio-request's, as tests/facade/test_signatures.py checks.
 
 
-def head(url: object, **options: Unpack[RequestOptions]) -> Request:
-    return request("HEAD", url, **options)
+def get(
+    url: object,
+    *,
+    headers: HeadersLike = None,
+    path_parameters: Mapping[str, Any] | None = None,
+    query_parameters: QueryLike = None,
+    allow_redirects: bool = True,
+    max_redirects: int = 10,
+    escape_path_parameters: bool = True,
+    retryable: bool = False,
+) -> Request:
+    """A GET; see ``request`` for the keywords."""
+    return request(
+        "GET",
+        url,
+        headers=headers,
+        path_parameters=path_parameters,
+        query_parameters=query_parameters,
+        allow_redirects=allow_redirects,
+        max_redirects=max_redirects,
+        escape_path_parameters=escape_path_parameters,
+        retryable=retryable,
+    )
 
 
-def options(url: object, **options: Unpack[RequestOptions]) -> Request:
-    return request("OPTIONS", url, **options)
+def head(
+    url: object,
+    *,
+    headers: HeadersLike = None,
+    path_parameters: Mapping[str, Any] | None = None,
+    query_parameters: QueryLike = None,
+    allow_redirects: bool = True,
+    max_redirects: int = 10,
+    escape_path_parameters: bool = True,
+    retryable: bool = False,
+) -> Request:
+    """A HEAD; see ``request`` for the keywords."""
+    return request(
+        "HEAD",
+        url,
+        headers=headers,
+        path_parameters=path_parameters,
+        query_parameters=query_parameters,
+        allow_redirects=allow_redirects,
+        max_redirects=max_redirects,
+        escape_path_parameters=escape_path_parameters,
+        retryable=retryable,
+    )
 
 
-def delete(url: object, **options: Unpack[RequestOptions]) -> Request:
-    return request("DELETE", url, **options)
+def options(
+    url: object,
+    *,
+    headers: HeadersLike = None,
+    path_parameters: Mapping[str, Any] | None = None,
+    query_parameters: QueryLike = None,
+    allow_redirects: bool = True,
+    max_redirects: int = 10,
+    escape_path_parameters: bool = True,
+    retryable: bool = False,
+) -> Request:
+    """An OPTIONS; see ``request`` for the keywords."""
+    return request(
+        "OPTIONS",
+        url,
+        headers=headers,
+        path_parameters=path_parameters,
+        query_parameters=query_parameters,
+        allow_redirects=allow_redirects,
+        max_redirects=max_redirects,
+        escape_path_parameters=escape_path_parameters,
+        retryable=retryable,
+    )
 
 
-def post(url: object, body: bytes = b"", **options: Unpack[RequestOptions]) -> Request:
-    return request("POST", url, body, **options)
+def delete(
+    url: object,
+    *,
+    headers: HeadersLike = None,
+    path_parameters: Mapping[str, Any] | None = None,
+    query_parameters: QueryLike = None,
+    allow_redirects: bool = True,
+    max_redirects: int = 10,
+    escape_path_parameters: bool = True,
+    retryable: bool = False,
+) -> Request:
+    """A DELETE; see ``request`` for the keywords."""
+    return request(
+        "DELETE",
+        url,
+        headers=headers,
+        path_parameters=path_parameters,
+        query_parameters=query_parameters,
+        allow_redirects=allow_redirects,
+        max_redirects=max_redirects,
+        escape_path_parameters=escape_path_parameters,
+        retryable=retryable,
+    )
 
 
-def put(url: object, body: bytes = b"", **options: Unpack[RequestOptions]) -> Request:
-    return request("PUT", url, body, **options)
+def post(
+    url: object,
+    body: bytes = b"",
+    *,
+    headers: HeadersLike = None,
+    path_parameters: Mapping[str, Any] | None = None,
+    query_parameters: QueryLike = None,
+    allow_redirects: bool = True,
+    max_redirects: int = 10,
+    escape_path_parameters: bool = True,
+    retryable: bool = False,
+) -> Request:
+    """A POST of ``body`` (bytes; ``b""`` for none); see ``request`` for the keywords."""
+    return request(
+        "POST",
+        url,
+        headers=headers,
+        path_parameters=path_parameters,
+        query_parameters=query_parameters,
+        body=body,
+        allow_redirects=allow_redirects,
+        max_redirects=max_redirects,
+        escape_path_parameters=escape_path_parameters,
+        retryable=retryable,
+    )
 
 
-def patch(url: object, body: bytes = b"", **options: Unpack[RequestOptions]) -> Request:
-    return request("PATCH", url, body, **options)
+def put(
+    url: object,
+    body: bytes = b"",
+    *,
+    headers: HeadersLike = None,
+    path_parameters: Mapping[str, Any] | None = None,
+    query_parameters: QueryLike = None,
+    allow_redirects: bool = True,
+    max_redirects: int = 10,
+    escape_path_parameters: bool = True,
+    retryable: bool = False,
+) -> Request:
+    """A PUT of ``body`` (bytes; ``b""`` for none); see ``request`` for the keywords."""
+    return request(
+        "PUT",
+        url,
+        headers=headers,
+        path_parameters=path_parameters,
+        query_parameters=query_parameters,
+        body=body,
+        allow_redirects=allow_redirects,
+        max_redirects=max_redirects,
+        escape_path_parameters=escape_path_parameters,
+        retryable=retryable,
+    )
+
+
+def patch(
+    url: object,
+    body: bytes = b"",
+    *,
+    headers: HeadersLike = None,
+    path_parameters: Mapping[str, Any] | None = None,
+    query_parameters: QueryLike = None,
+    allow_redirects: bool = True,
+    max_redirects: int = 10,
+    escape_path_parameters: bool = True,
+    retryable: bool = False,
+) -> Request:
+    """A PATCH of ``body`` (bytes; ``b""`` for none); see ``request`` for the keywords."""
+    return request(
+        "PATCH",
+        url,
+        headers=headers,
+        path_parameters=path_parameters,
+        query_parameters=query_parameters,
+        body=body,
+        allow_redirects=allow_redirects,
+        max_redirects=max_redirects,
+        escape_path_parameters=escape_path_parameters,
+        retryable=retryable,
+    )
 
 
 def request_json(
@@ -130,30 +280,132 @@ def request_json(
     url: object,
     data: Any,
     *,
+    path_parameters: Mapping[str, Any] | None = None,
+    query_parameters: QueryLike = None,
+    headers: HeadersLike = None,
     encoding: str = "utf-8",
     dumps: Callable[[Any], str] = json.dumps,
     content_type: str = "application/json",
-    **options: Unpack[RequestOptions],
+    allow_redirects: bool = True,
+    max_redirects: int = 10,
+    escape_path_parameters: bool = True,
+    retryable: bool = False,
 ) -> Request:
-    """A request whose body is ``data`` as JSON. ``content_type`` is sent unless the caller's
-    own headers carry a Content-Type, which then replaces it (it is never sent twice)."""
-    headers = Headers(options.get("headers"))
-    if "Content-Type" not in headers:
-        headers = headers.extend({"Content-Type": content_type})
-    options["headers"] = headers
-    return request(method, url, dumps(data).encode(encoding), **options)
+    """A request whose body is ``data`` as JSON (``dumps(data)`` encoded with ``encoding``), or
+    ``data`` itself when it is ``bytes``: already-encoded JSON is sent verbatim, as aio-request
+    0.2.9 does. ``content_type`` is sent unless the caller's own headers carry a Content-Type,
+    which then replaces it (it is never sent twice)."""
+    own = Headers(headers)
+    if "Content-Type" not in own:
+        own = own.extend({"Content-Type": content_type})
+    return request(
+        method,
+        url,
+        headers=own,
+        path_parameters=path_parameters,
+        query_parameters=query_parameters,
+        body=data if isinstance(data, bytes) else dumps(data).encode(encoding),
+        allow_redirects=allow_redirects,
+        max_redirects=max_redirects,
+        escape_path_parameters=escape_path_parameters,
+        retryable=retryable,
+    )
 
 
-def post_json(url: object, data: Any, **options: Any) -> Request:
-    """``request_json("POST", ...)``; takes the same keywords."""
-    return request_json("POST", url, data, **options)
+def post_json(
+    url: object,
+    data: Any,
+    *,
+    path_parameters: Mapping[str, Any] | None = None,
+    query_parameters: QueryLike = None,
+    headers: HeadersLike = None,
+    encoding: str = "utf-8",
+    dumps: Callable[[Any], str] = json.dumps,
+    content_type: str = "application/json",
+    allow_redirects: bool = True,
+    max_redirects: int = 10,
+    escape_path_parameters: bool = True,
+    retryable: bool = False,
+) -> Request:
+    """``request_json("POST", ...)``."""
+    return request_json(
+        "POST",
+        url,
+        data,
+        path_parameters=path_parameters,
+        query_parameters=query_parameters,
+        headers=headers,
+        encoding=encoding,
+        dumps=dumps,
+        content_type=content_type,
+        allow_redirects=allow_redirects,
+        max_redirects=max_redirects,
+        escape_path_parameters=escape_path_parameters,
+        retryable=retryable,
+    )
 
 
-def put_json(url: object, data: Any, **options: Any) -> Request:
-    """``request_json("PUT", ...)``; takes the same keywords."""
-    return request_json("PUT", url, data, **options)
+def put_json(
+    url: object,
+    data: Any,
+    *,
+    path_parameters: Mapping[str, Any] | None = None,
+    query_parameters: QueryLike = None,
+    headers: HeadersLike = None,
+    encoding: str = "utf-8",
+    dumps: Callable[[Any], str] = json.dumps,
+    content_type: str = "application/json",
+    allow_redirects: bool = True,
+    max_redirects: int = 10,
+    escape_path_parameters: bool = True,
+    retryable: bool = False,
+) -> Request:
+    """``request_json("PUT", ...)``."""
+    return request_json(
+        "PUT",
+        url,
+        data,
+        path_parameters=path_parameters,
+        query_parameters=query_parameters,
+        headers=headers,
+        encoding=encoding,
+        dumps=dumps,
+        content_type=content_type,
+        allow_redirects=allow_redirects,
+        max_redirects=max_redirects,
+        escape_path_parameters=escape_path_parameters,
+        retryable=retryable,
+    )
 
 
-def patch_json(url: object, data: Any, **options: Any) -> Request:
-    """``request_json("PATCH", ...)``; takes the same keywords."""
-    return request_json("PATCH", url, data, **options)
+def patch_json(
+    url: object,
+    data: Any,
+    *,
+    path_parameters: Mapping[str, Any] | None = None,
+    query_parameters: QueryLike = None,
+    headers: HeadersLike = None,
+    encoding: str = "utf-8",
+    dumps: Callable[[Any], str] = json.dumps,
+    content_type: str = "application/json",
+    allow_redirects: bool = True,
+    max_redirects: int = 10,
+    escape_path_parameters: bool = True,
+    retryable: bool = False,
+) -> Request:
+    """``request_json("PATCH", ...)``."""
+    return request_json(
+        "PATCH",
+        url,
+        data,
+        path_parameters=path_parameters,
+        query_parameters=query_parameters,
+        headers=headers,
+        encoding=encoding,
+        dumps=dumps,
+        content_type=content_type,
+        allow_redirects=allow_redirects,
+        max_redirects=max_redirects,
+        escape_path_parameters=escape_path_parameters,
+        retryable=retryable,
+    )

@@ -16,7 +16,7 @@ import math
 import random
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import TypeAlias
 
 from ._classify import Result
@@ -32,6 +32,7 @@ __all__ = [
     "LinearBackoffDelays",
     "PercentileBasedRequestAttemptDelaysProvider",
     "RequestAttemptDelaysProvider",
+    "RequestResponseObserver",
     "constant_delays",
     "delay_for",
     "exponential_backoff_delays",
@@ -131,6 +132,16 @@ def exponential_backoff_delays(
     return ExponentialBackoffDelays(base_delay_seconds, multiplier, max_delay_seconds, jitter)
 
 
+class RequestResponseObserver(abc.ABC):
+    """aio-request's observer interface: told each attempt's ``(request, response)``."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def observe(self, request: Request, response: Response | float) -> None:
+        """An attempt of ``request`` got ``response`` (or took ``response`` seconds)."""
+
+
 class RequestAttemptDelaysProvider(abc.ABC):
     """A provider that sees the request, and is told the latencies that strategies observe."""
 
@@ -140,60 +151,83 @@ class RequestAttemptDelaysProvider(abc.ABC):
     def __call__(self, request: Request, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1`` of ``request``."""
 
-    def observe(self, request: Request, seconds: float) -> None:
-        """An attempt of ``request`` took ``seconds`` (or at least that long, if it was cut short).
+    def observe(self, request: Request, response: Response | float) -> None:
+        """An attempt of ``request`` took ``response`` seconds (or at least that long, if it was
+        cut short); or, as aio-request's ``RequestResponseObserver`` is told, it got ``response``.
 
-        Strategies call it for the attempts ``latency_sample`` says are samples, and only those.
+        Our strategies pass seconds, for the attempts ``latency_sample`` says are samples, and
+        only those. Does nothing by default.
         """
 
 
-@dataclass(eq=False)
-class PercentileBasedRequestAttemptDelaysProvider(RequestAttemptDelaysProvider):
+def _seconds_of(response: Response | float) -> float | None:
+    """The latency sample ``observe`` was given: seconds as they are; a response's ``elapsed``
+    when it is a 2xx that was timed (aio-request's rule: only successes are latencies)."""
+    if isinstance(response, Response):
+        elapsed = response.elapsed
+        return elapsed if response.is_successful() and elapsed >= 0 else None
+    return response
+
+
+@dataclass(eq=False, kw_only=True)
+class PercentileBasedRequestAttemptDelaysProvider(RequestAttemptDelaysProvider, RequestResponseObserver):
     """Hedge at a ``percentile`` of recently observed latency, per method and route.
 
-    Keeps the last ``window_seconds`` (60) of observations per key, at most ``max_samples`` (1000)
-    each, for at most ``max_keys`` (1000, least recently used dropped). With fewer than
-    ``min_samples`` (20) for a key it knows nothing and returns ``max_delay_seconds`` (hedge late
-    rather than flood an endpoint it has not measured); otherwise the percentile, clamped to
-    ``[min_delay_seconds, max_delay_seconds]`` (0.05 s, 10 s). The same delay applies between
-    every two attempts. Strategies report what ``latency_sample`` says: answers, and attempts
-    cut by their deadline or outrun by a hedge as "at least this slow", so the percentile does
-    not drift low when the endpoint slows down; never instant refusals (an open circuit, an
-    invalid request), which say nothing of the endpoint. ``clock`` defaults to the loop's.
+    Keeps the last ``window_size_seconds`` (300) of observations per key, at most ``max_samples``
+    (1000) each, for at most ``max_keys`` (1000, least recently used dropped). With fewer than
+    ``min_samples`` (20) for a key it knows nothing yet and answers ``min_delay_seconds``, as
+    aio-request does with no data (a percentile of a handful of samples is noise); otherwise the
+    percentile, clamped to ``[min_delay_seconds, max_delay_seconds]`` (0.05 s, 10 s). The same
+    delay applies between every two attempts: hedges start one delay apart, which is the schedule
+    aio-request's ``delay * attempt``, counted from the first attempt, gives. Strategies report
+    what ``latency_sample`` says: answers, and attempts cut by their deadline or outrun by a hedge
+    as "at least this slow", so the percentile does not drift low when the endpoint slows down;
+    never instant refusals (an open circuit, an invalid request), which say nothing of the
+    endpoint. ``observe(request, response)`` also takes a response, as aio-request's observer
+    does: a 2xx with a measured ``elapsed`` is a sample. ``clock`` defaults to the loop's.
+
+    ``buckets_count`` (2) is taken for aio-request's signature and checked (> 0), but not needed:
+    the window slides per sample. ``window_seconds`` is the older name of ``window_size_seconds``.
     """
 
     percentile: float = 0.95
     min_delay_seconds: float = 0.05
     max_delay_seconds: float = 10.0
-    window_seconds: float = 60.0
+    window_size_seconds: float = 300.0
+    buckets_count: int = 2
     min_samples: int = 20
     max_samples: int = 1000
     max_keys: int = 1000
     clock: Callable[[], float] = field(default=_now, repr=False)
+    window_seconds: InitVar[float | None] = None
     _keys: OrderedDict[tuple[str, str], _Samples] = field(default_factory=OrderedDict, init=False, repr=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, window_seconds: float | None) -> None:
         if not 0.0 < self.percentile < 1.0:
             raise ValueError(f"percentile must be in (0, 1), got {self.percentile!r}")
         _check("min_delay_seconds", self.min_delay_seconds)
         _check("max_delay_seconds", self.max_delay_seconds, low=self.min_delay_seconds)
-        _check("window_seconds", self.window_seconds, low=1e-9)
-        for name in ("min_samples", "max_samples", "max_keys"):
+        if window_seconds is not None:
+            _check("window_seconds", window_seconds, low=1e-9)
+            self.window_size_seconds = window_seconds
+        _check("window_size_seconds", self.window_size_seconds, low=1e-9)
+        for name in ("buckets_count", "min_samples", "max_samples", "max_keys"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
 
     def __call__(self, request: Request, attempt: int) -> float:
         samples = self._keys.get((request.method, request.route))
         if samples is None:
-            return self.max_delay_seconds
-        samples.expire(self.clock() - self.window_seconds)
+            return self.min_delay_seconds
+        samples.expire(self.clock() - self.window_size_seconds)
         if len(samples.ordered) < self.min_samples:
-            return self.max_delay_seconds
+            return self.min_delay_seconds
         rank = math.ceil(self.percentile * len(samples.ordered))  # nearest-rank percentile
         return min(max(samples.ordered[rank - 1], self.min_delay_seconds), self.max_delay_seconds)
 
-    def observe(self, request: Request, seconds: float) -> None:
-        if not math.isfinite(seconds) or seconds < 0:
+    def observe(self, request: Request, response: Response | float) -> None:
+        seconds = _seconds_of(response)
+        if seconds is None or not math.isfinite(seconds) or seconds < 0:
             return
         key = (request.method, request.route)
         samples = self._keys.get(key)
@@ -204,7 +238,7 @@ class PercentileBasedRequestAttemptDelaysProvider(RequestAttemptDelaysProvider):
         else:
             self._keys.move_to_end(key)
         now = self.clock()
-        samples.expire(now - self.window_seconds)
+        samples.expire(now - self.window_size_seconds)
         samples.add(now, seconds, self.max_samples)
 
     def sample_count(self, request: Request) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,10 @@ __all__ = ["Response"]
 
 BodyReader = Callable[[], Awaitable[bytes]]
 Closer = Callable[[], Awaitable[None]]
+
+
+#: A JSON media type: ``application/json`` or any ``application/<something>+json`` (RFC 6839).
+_JSON_MEDIA_TYPE = re.compile(r"application/(?:[\w.+-]+\+)?json\s*(?:;|$)", re.IGNORECASE)
 
 
 def _media_type_and_charset(content_type: str) -> tuple[str, str | None]:
@@ -55,6 +60,7 @@ class Response:
         "_read",
         "_reader",
         "_url",
+        "elapsed",
         "headers",
         "request",
         "status",
@@ -70,6 +76,7 @@ class Response:
         reader: BodyReader | None = None,
         on_close: Closer | None = None,
         request: Request | None = None,
+        elapsed: float = -1.0,
     ) -> None:
         self.status = status
         # A read-only multidict (a transport's library built it) is kept as it is.
@@ -78,6 +85,12 @@ class Response:
         #: The attempt's request this response answers (its ``attempt``, ``deadline`` and
         #: ``priority`` as sent), when a transport made it; ``None`` for one made otherwise.
         self.request = request
+        #: Seconds the attempt took, from sending to the response (its body too when buffered),
+        #: as whoever measured it says; ``-1.0`` when nothing measured it (aio-request's value for
+        #: that). The strategies that time their attempts anyway (sequential, hedging, and a single
+        #: attempt someone listens to) fill it in; a lone attempt nobody watches is not timed, so
+        #: that a plain call reads no clock for it.
+        self.elapsed = elapsed
         self._body: bytes | None = None if reader is not None else body
         self._reader = reader
         self._on_close = on_close
@@ -96,12 +109,20 @@ class Response:
             url = self._url = str(url)
         return url
 
+    def is_informational(self) -> bool:
+        """1xx."""
+        return 100 <= self.status < 200
+
     def is_successful(self) -> bool:
         """2xx."""
         return 200 <= self.status < 300
 
     def is_redirect(self) -> bool:
         """3xx."""
+        return 300 <= self.status < 400
+
+    def is_redirection(self) -> bool:
+        """3xx (aio-request's name for ``is_redirect``)."""
         return 300 <= self.status < 400
 
     def is_client_error(self) -> bool:
@@ -111,6 +132,17 @@ class Response:
     def is_server_error(self) -> bool:
         """5xx."""
         return 500 <= self.status < 600
+
+    @property
+    def content_type(self) -> str | None:
+        """The Content-Type header as sent, ``None`` when there is none."""
+        return self.headers.get("Content-Type")
+
+    @property
+    def is_json(self) -> bool:
+        """Whether the Content-Type is JSON: ``application/json`` or ``application/*+json``."""
+        content_type = self.headers.get("Content-Type")
+        return content_type is not None and _JSON_MEDIA_TYPE.match(content_type.strip()) is not None
 
     @property
     def closed(self) -> bool:
@@ -150,25 +182,29 @@ class Response:
     async def json(
         self,
         *,
+        encoding: str | None = None,
         loads: Callable[[str], Any] = json.loads,
         content_type: str | None = "application/json",
     ) -> Any:
-        """The body parsed as JSON; ``None`` for an empty body.
+        """The body parsed as JSON (decoded as ``text(encoding)`` does); ``None`` for an empty body,
+        whatever its Content-Type (aio-request checks the type of an empty body too).
 
-        Raises ``ContentTypeError`` unless the Content-Type is ``content_type`` or ends in
-        ``+json``; ``content_type=None`` skips the check.
+        Raises ``ContentTypeError`` (also ``UnexpectedContentTypeError``) unless the Content-Type
+        is ``content_type``, or any JSON media type for the default ``application/json``
+        (``application/*+json`` too); ``content_type=None`` skips the check.
         """
         body = await self.read()
         if not body.strip():
             return None
         if content_type is not None:
             media_type = _media_type_and_charset(self.headers.get("Content-Type", ""))[0]
-            if media_type != content_type.lower() and not media_type.endswith("+json"):
+            expected = content_type.lower()
+            if media_type != expected and not (expected == "application/json" and self.is_json):
                 raise ContentTypeError(
                     f"expected Content-Type {content_type!r}, got {media_type or 'none'!r} "
                     f"(status {self.status}, {self.url}); pass content_type=None to parse anyway"
                 )
-        return loads(await self.text())
+        return loads(await self.text(encoding))
 
     async def close(self) -> None:
         """Release the response's connection; safe to call more than once, and from several tasks.

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ._deadline import _now
-from ._errors import DeadlineExceededError
+from ._errors import DeadlineRejectedError
 from ._request import Request
 from ._response import Response
 
@@ -44,17 +44,18 @@ class Transport(abc.ABC):
     def send_request(self, request: Request) -> Awaitable[Response]:
         """How ``Pipeline`` sends: ``request`` to its ``endpoint`` within its ``deadline``.
 
-        This one turns the deadline into the seconds left (``DeadlineExceededError`` when none
-        are) and calls ``send``, aio-request's interface, which a transport written for it
-        implements. Ours override it to do neither when the deadline is already enforced by an
-        enclosing ``ClientDeadline`` (``covered``): no clock read, no timer.
+        This one turns the deadline into the seconds left (``DeadlineRejectedError``, a
+        ``DeadlineExceededError`` refused before sending, when none are) and calls ``send``,
+        aio-request's interface, which a transport written for it implements. Ours override it
+        to do neither when the deadline is already enforced by an enclosing ``ClientDeadline``
+        (``covered``): no clock read, no timer.
         """
         deadline = request.deadline
         if deadline is None:
             return self.send(request.endpoint, request, None)
         timeout = deadline.deadline_at - _now()
         if timeout <= 0:
-            raise DeadlineExceededError("deadline expired before sending", request=request)
+            raise DeadlineRejectedError("deadline expired before sending", request=request)
         return self.send(request.endpoint, request, timeout)
 
     async def aclose(self) -> None:

@@ -75,8 +75,9 @@ class ParallelStrategy:
     ``RetryBudget(ratio=0.05)``); when either is spent, no more start. ``hedge_priority`` (e.g.
     ``Priority.LOW``) is sent with hedges. ``classifier`` judges outcomes (default: the client's,
     carried by the request, else ``DefaultResponseClassifier()``). ``Retry-After`` is honoured up
-    to ``max_retry_after`` (30 s). No attempt starts with less than the low-timeout threshold
-    left of the deadline.
+    to ``max_retry_after`` (30 s). No attempt after the first starts with less than
+    ``low_timeout_threshold`` left of the deadline (default: the client's, given by ``setup()``,
+    else 5 ms; the first was checked by ``ClientDeadline``).
     """
 
     attempts_count: int = 3
@@ -87,6 +88,7 @@ class ParallelStrategy:
     hedge_priority: Priority | None = None
     max_retry_after: float = 30.0
     event_hooks: Sequence[EventHook] = ()
+    low_timeout_threshold: float | None = None
 
     def __post_init__(self) -> None:
         check_strategy_options(
@@ -97,19 +99,39 @@ class ParallelStrategy:
             budgets={"budget": self.budget, "hedge_budget": self.hedge_budget},
         )
         check_kind("hedge_priority", self.hedge_priority, Priority)
+        threshold = self.low_timeout_threshold
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold < math.inf
+        ):
+            raise ValueError(
+                f"low_timeout_threshold must be None or a finite number of seconds >= 0, got {threshold!r}"
+            )
         object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
 
     def with_defaults(
-        self, *, budget: RetryBudget | None, classifier: ResponseClassifier | None, event_hooks: Sequence[EventHook]
+        self,
+        *,
+        budget: RetryBudget | None,
+        classifier: ResponseClassifier | None,
+        event_hooks: Sequence[EventHook],
+        low_timeout_threshold: float | None = None,
     ) -> ParallelStrategy:
-        """A copy that uses ``budget`` and ``classifier`` unless it has its own, and reports to
-        ``event_hooks`` too: how ``PerCallStrategy`` gives it the client's, once."""
+        """A copy that uses ``budget``, ``classifier`` and ``low_timeout_threshold`` unless it has
+        its own, and reports to ``event_hooks`` too: how ``PerCallStrategy`` gives it the
+        client's, once."""
+        own = self.low_timeout_threshold
         return dataclasses.replace(
             self,
             budget=self.budget if self.budget is not None else budget,
             classifier=self.classifier if self.classifier is not None else classifier,
             event_hooks=(*self.event_hooks, *event_hooks),
+            low_timeout_threshold=own if own is not None else low_timeout_threshold,
         )
+
+    @property
+    def _threshold(self) -> float:
+        own = self.low_timeout_threshold
+        return LOW_TIMEOUT_THRESHOLD if own is None else own
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
         return await _Race(self, request, call_next).run()
@@ -261,15 +283,20 @@ class _Race:
         """One attempt's task. It never fails (a failure would cancel the whole group and come
         out as an ExceptionGroup): what it ends with is left on ``attempt`` for the race."""
         try:
-            attempt.outcome = await run_attempt(self._call_next, attempt.request, self._classifier, self._events)
+            outcome = await run_attempt(self._call_next, attempt.request, self._classifier, self._events)
         except Exception as error:  # only a classifier raises out of run_attempt
             attempt.error = error
+            return
+        result = outcome.result
+        if isinstance(result, Response) and result.elapsed < 0:
+            result.elapsed = outcome.elapsed  # timed anyway: aio-request's response.elapsed
+        attempt.outcome = outcome
 
     def _can_start(self) -> bool:
         if self._stopped or len(self._attempts) >= self._strategy.attempts_count or self._next_start == math.inf:
             return False
         deadline = self._request.deadline
-        return deadline is None or self._next_start <= deadline.deadline_at - LOW_TIMEOUT_THRESHOLD
+        return deadline is None or self._next_start <= deadline.deadline_at - self._strategy._threshold
 
     def _start(self) -> None:
         number = len(self._attempts) + 1
@@ -278,7 +305,7 @@ class _Race:
         self._next_start = math.inf
         request = self._request
         if number > 1:
-            if request.deadline is not None and request.deadline.timeout < LOW_TIMEOUT_THRESHOLD:
+            if request.deadline is not None and request.deadline.timeout < self._strategy._threshold:
                 self._stopped = True
                 return
             if not self._withdraw(number, kind):

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from aio_pipeline._budget import RetryBudget, budget_for
 from aio_pipeline._checks import check_strategy_options
-from aio_pipeline._classify import Outcome, ResponseClassifier, classifier_for, is_repeatable
-from aio_pipeline._deadline import Deadline
+from aio_pipeline._classify import Outcome, ResponseClassifier, ResponseVerdict, classifier_for, is_repeatable
+from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, _now
 from aio_pipeline._delays import DelaysProvider, RequestAttemptDelaysProvider, delay_for, linear_backoff_delays
+from aio_pipeline._errors import DeadlineRejectedError
 from aio_pipeline._events import (
     BudgetExhausted,
     Emitter,
@@ -27,13 +29,14 @@ from aio_pipeline._events import (
     RetryScheduled,
     run_attempt,
 )
-from aio_pipeline._pipeline import Handler
+from aio_pipeline._pipeline import Handler, Middleware
 from aio_pipeline._request import Request
 from aio_pipeline._response import Response
 from aio_pipeline._retry_after import WaitPlan, plan_wait, retry_after_of
 
 __all__ = [
     "DeadlineProvider",
+    "RetryUntilDeadlineExpiredStrategy",
     "SequentialStrategy",
     "pass_deadline_through",
     "retry_until_deadline_expired",
@@ -45,15 +48,22 @@ __all__ = [
 DeadlineProvider: TypeAlias = Callable[[Deadline, int, int], Deadline]
 
 
-def split_deadline_between_attempts(*, split_factor: int | None = None) -> DeadlineProvider:
+def split_deadline_between_attempts(
+    *, attempts_count_to_split: int | None = None, split_factor: int | None = None
+) -> DeadlineProvider:
     """Give each attempt an equal share of the time left among the attempts left, as aio-request:
     with 9 s and 3 attempts, the first gets 3 s; if it fails after 1 s, the second gets 4 s, the
-    last everything left. ``split_factor`` (>= 2) caps the number of shares."""
-    if split_factor is not None and split_factor < 2:
-        raise ValueError(f"split_factor must be >= 2, got {split_factor!r}")
+    last everything left. ``attempts_count_to_split`` (>= 2; ``split_factor`` is its older name)
+    caps the number of shares: with 3 attempts and 2, the first gets half, the rest the remainder."""
+    if attempts_count_to_split is not None and split_factor is not None:
+        raise ValueError("give attempts_count_to_split or split_factor (its older name), not both")
+    name = "split_factor" if split_factor is not None else "attempts_count_to_split"
+    count = split_factor if split_factor is not None else attempts_count_to_split
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 2):
+        raise ValueError(f"{name} must be an integer >= 2, got {count!r}")
 
     def split(deadline: Deadline, attempt: int, attempts_count: int) -> Deadline:
-        shares = (attempts_count if split_factor is None else min(split_factor, attempts_count)) - attempt
+        shares = (attempts_count if count is None else min(count, attempts_count)) - attempt
         return deadline / shares if shares > 1 and not deadline.expired else deadline
 
     return split
@@ -77,7 +87,10 @@ class SequentialStrategy:
     failure proves it never left the machine); the wait would leave less than the low-timeout
     threshold of the deadline; or the retry ``budget`` (its own, else the request's) is spent.
     Each attempt's deadline comes from ``deadline_provider`` (default: the whole remainder;
-    ``split_deadline_between_attempts()`` to share it) and is never later than the call's. A
+    ``split_deadline_between_attempts()`` to share it) and is never later than the call's. No
+    attempt starts with less than ``low_timeout_threshold`` left of its own deadline (default: the
+    client's, given by ``setup()``, else 5 ms): a first attempt refused so raises
+    ``DeadlineRejectedError`` (nothing was sent); a later one ends the call with the last outcome. A
     learning ``delays_provider`` (a ``RequestAttemptDelaysProvider``) is told each attempt's
     latency as ``latency_sample`` rules: answers, and attempts cut by their deadline, whoever
     cancelled them, as "at least this slow"; never instant refusals.
@@ -90,6 +103,7 @@ class SequentialStrategy:
     budget: RetryBudget | None = None
     max_retry_after: float = 30.0
     event_hooks: Sequence[EventHook] = ()
+    low_timeout_threshold: float | None = None
 
     def __post_init__(self) -> None:
         check_strategy_options(
@@ -101,18 +115,27 @@ class SequentialStrategy:
         )
         if not callable(self.deadline_provider):
             raise ValueError(f"deadline_provider must be callable, got {self.deadline_provider!r}")
+        check_threshold(self.low_timeout_threshold)
         object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
 
     def with_defaults(
-        self, *, budget: RetryBudget | None, classifier: ResponseClassifier | None, event_hooks: Sequence[EventHook]
+        self,
+        *,
+        budget: RetryBudget | None,
+        classifier: ResponseClassifier | None,
+        event_hooks: Sequence[EventHook],
+        low_timeout_threshold: float | None = None,
     ) -> SequentialStrategy:
-        """A copy that uses ``budget`` and ``classifier`` unless it has its own, and reports to
-        ``event_hooks`` too: how ``PerCallStrategy`` gives it the client's, once."""
+        """A copy that uses ``budget``, ``classifier`` and ``low_timeout_threshold`` unless it has
+        its own, and reports to ``event_hooks`` too: how ``PerCallStrategy`` gives it the
+        client's, once."""
+        own = self.low_timeout_threshold
         return dataclasses.replace(
             self,
             budget=self.budget if self.budget is not None else budget,
             classifier=self.classifier if self.classifier is not None else classifier,
             event_hooks=(*self.event_hooks, *event_hooks),
+            low_timeout_threshold=own if own is not None else low_timeout_threshold,
         )
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
@@ -123,10 +146,33 @@ class SequentialStrategy:
         latency = self.delays_provider if isinstance(self.delays_provider, RequestAttemptDelaysProvider) else None
         if budget is not None:
             budget.deposit()
+        threshold = self.low_timeout_threshold
+        if threshold is None:
+            threshold = LOW_TIMEOUT_THRESHOLD
         attempt = 1
+        outcome: Outcome | None = None
         while True:
-            outcome = await run_attempt(call_next, self._attempt_request(request, attempt), classifier, events, latency)
-            plan = self._plan(request, outcome, events)
+            attempt_request = self._attempt_request(request, attempt)
+            deadline = attempt_request.deadline
+            # Before every attempt: none starts with less than the threshold left of its own
+            # deadline. The first one with the call's whole deadline was checked by ClientDeadline
+            # just before; a later one, or a share of the deadline, is checked here.
+            if (
+                deadline is not None
+                and (attempt > 1 or deadline is not request.deadline)
+                and deadline.deadline_at - _now() < threshold
+            ):
+                if outcome is None:
+                    raise DeadlineRejectedError(
+                        f"attempt {attempt} not sent: less than {threshold * 1000:.1f} ms left",
+                        request=attempt_request,
+                    )
+                return outcome.unwrap()
+            outcome = await run_attempt(call_next, attempt_request, classifier, events, latency)
+            result = outcome.result
+            if isinstance(result, Response) and result.elapsed < 0:
+                result.elapsed = outcome.elapsed  # timed anyway: aio-request's response.elapsed
+            plan = self._plan(request, outcome, events, threshold)
             if plan is None or plan.delay is None:
                 return outcome.unwrap()
             if budget is not None and not budget.try_withdraw():
@@ -149,7 +195,7 @@ class SequentialStrategy:
             deadline = min(self.deadline_provider(deadline, attempt - 1, self.attempts_count), deadline)
         return request.replace(attempt=attempt, attempt_kind="first" if attempt == 1 else "retry", deadline=deadline)
 
-    def _plan(self, request: Request, outcome: Outcome, events: Emitter) -> WaitPlan | None:
+    def _plan(self, request: Request, outcome: Outcome, events: Emitter, threshold: float) -> WaitPlan | None:
         """How long to wait before the next attempt; ``None`` or no delay: do not try again."""
         attempt = outcome.request.attempt
         if outcome.accepted or attempt >= self.attempts_count or not is_repeatable(request, outcome.result):
@@ -158,11 +204,28 @@ class SequentialStrategy:
             delay_for(self.delays_provider, request, attempt),
             retry_after_of(outcome.result),
             max_retry_after=self.max_retry_after,
-            remaining=None if request.deadline is None else request.deadline.timeout,
+            remaining=_usable(request.deadline, threshold),
         )
         if plan.delay is None and plan.retry_after is not None and events:
             events.emit(RetryAfterGaveUp(outcome.request, plan.retry_after, plan.limit))
         return plan
+
+
+def check_threshold(value: object) -> None:
+    """``ValueError`` unless ``value`` (a low-timeout threshold) is ``None`` or seconds >= 0."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf
+    ):
+        raise ValueError(f"low_timeout_threshold must be None or a finite number of seconds >= 0, got {value!r}")
+
+
+def _usable(deadline: Deadline | None, threshold: float) -> float | None:
+    """The seconds left of ``deadline`` as ``plan_wait`` should count them (``None``: no
+    deadline): it keeps ``LOW_TIMEOUT_THRESHOLD`` back itself, so a larger client threshold is
+    taken off here, and a wait after which less than it would remain is refused before sleeping."""
+    if deadline is None:
+        return None
+    return deadline.timeout - max(threshold - LOW_TIMEOUT_THRESHOLD, 0.0)
 
 
 def sequential_strategy(
@@ -180,18 +243,146 @@ def sequential_strategy(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class RetryUntilDeadlineExpiredStrategy:
+    """Runs ``base_strategy`` again and again until its outcome is accepted or the deadline has
+    passed, waiting ``delays_provider(request, n)`` (never past the deadline) before the n-th
+    repeat: aio-request's strategy of that name.
+
+    ``base_strategy`` is any strategy (``None``: a single attempt, run as one unbounded sequence
+    of attempts). Attempts are numbered across repeats (``X-Request-Attempt`` 1, 2, 3, ...).
+    Unlike aio-request's it is also bounded by the retry ``budget`` (its own, else the
+    request's; each repeat of a base strategy is one extra attempt, and counts as a call for the
+    base strategy itself), so a dead endpoint does not get an unbounded stream of retries from
+    every caller, and a repeat that would start with less than the low-timeout threshold left
+    is not made. A request that is not idempotent is repeated only after a failure that proves it
+    never left, unless it was marked repeatable (a strategy chosen per call, or by
+    ``setup(unsafe_method_strategy=...)``, is the caller's explicit choice).
+    """
+
+    base_strategy: Middleware[Request, Response] | None = None
+    delays_provider: DelaysProvider | RequestAttemptDelaysProvider = field(default_factory=linear_backoff_delays)
+    classifier: ResponseClassifier | None = None
+    budget: RetryBudget | None = None
+    event_hooks: Sequence[EventHook] = ()
+    low_timeout_threshold: float | None = None
+    _unrolled: SequentialStrategy | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        check_strategy_options(
+            1, self.delays_provider, 0.0, classifier=self.classifier, budgets={"budget": self.budget}
+        )
+        if self.base_strategy is not None and not callable(self.base_strategy):
+            raise ValueError(f"base_strategy must be a strategy (a middleware), got {self.base_strategy!r}")
+        check_threshold(self.low_timeout_threshold)
+        object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
+        if self.base_strategy is None:
+            unrolled = SequentialStrategy(
+                attempts_count=_UNTIL_DEADLINE,
+                delays_provider=self.delays_provider,
+                classifier=self.classifier,
+                budget=self.budget,
+                event_hooks=self.event_hooks,
+                low_timeout_threshold=self.low_timeout_threshold,
+            )
+            object.__setattr__(self, "_unrolled", unrolled)
+
+    def with_defaults(
+        self,
+        *,
+        budget: RetryBudget | None,
+        classifier: ResponseClassifier | None,
+        event_hooks: Sequence[EventHook],
+        low_timeout_threshold: float | None = None,
+    ) -> RetryUntilDeadlineExpiredStrategy:
+        """A copy given the client's defaults, as ``SequentialStrategy.with_defaults``; its base
+        strategy is given them too, when it takes them."""
+        base = self.base_strategy
+        bind = getattr(base, "with_defaults", None)
+        if bind is not None:
+            base = bind(
+                budget=budget, classifier=classifier, event_hooks=(), low_timeout_threshold=low_timeout_threshold
+            )
+        own = self.low_timeout_threshold
+        return RetryUntilDeadlineExpiredStrategy(
+            base,
+            self.delays_provider,
+            classifier=self.classifier if self.classifier is not None else classifier,
+            budget=self.budget if self.budget is not None else budget,
+            event_hooks=(*self.event_hooks, *event_hooks),
+            low_timeout_threshold=own if own is not None else low_timeout_threshold,
+        )
+
+    async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
+        if self._unrolled is not None:
+            return await self._unrolled(request, call_next)
+        base = self.base_strategy
+        assert base is not None
+        budget = budget_for(self.budget, request)
+        classifier = classifier_for(self.classifier, request)
+        events = Emitter(self.event_hooks, request)
+        threshold = LOW_TIMEOUT_THRESHOLD if self.low_timeout_threshold is None else self.low_timeout_threshold
+        sent = 0
+
+        def numbered(attempt: Request) -> Any:
+            # The base numbers its attempts from 1 on every run: number them across runs.
+            nonlocal sent
+            sent += 1
+            if attempt.attempt != sent:
+                kind = "retry" if attempt.attempt_kind == "first" else attempt.attempt_kind
+                attempt = attempt.replace(attempt=sent, attempt_kind=kind)
+            return call_next(attempt)
+
+        repeat = 0
+        while True:
+            result: Response | Exception
+            try:
+                result = await base(request, numbered)
+            except Exception as error:
+                result = error
+            deadline = request.deadline
+            if classifier.classify_result(result) is ResponseVerdict.ACCEPT or not is_repeatable(request, result):
+                return _unwrap(result)
+            if deadline is not None and deadline.expired:
+                return _unwrap(result)
+            repeat += 1
+            delay = max(delay_for(self.delays_provider, request, repeat), 0.0)
+            if deadline is not None:
+                remaining = deadline.timeout
+                delay = min(delay, remaining)  # as aio-request: never past the deadline
+                if remaining - delay < threshold:
+                    return _unwrap(result)
+            if budget is not None and not budget.try_withdraw():
+                if events:
+                    events.emit(BudgetExhausted(request.replace(attempt=sent + 1), sent + 1, "retry"))
+                return _unwrap(result)
+            if isinstance(result, Response):
+                await result.close()  # before sleeping: a rejected response must not hold a connection
+            if events:
+                events.emit(RetryScheduled(request.replace(attempt=sent), sent + 1, delay))
+            await asyncio.sleep(delay)
+
+
+def _unwrap(result: Response | Exception) -> Response:
+    if isinstance(result, Response):
+        return result
+    raise result
+
+
 def retry_until_deadline_expired(
-    *, delays_provider: DelaysProvider | RequestAttemptDelaysProvider | None = None
-) -> SequentialStrategy:
-    """aio-request's ``retry_until_deadline_expired``: attempts until one is accepted or the
-    deadline is spent, waiting ``delays_provider`` between them (``linear_backoff_delays()``).
+    strategy: Middleware[Request, Response] | None = None,
+    *,
+    delays_provider: DelaysProvider | RequestAttemptDelaysProvider | None = None,
+) -> RetryUntilDeadlineExpiredStrategy:
+    """aio-request's ``retry_until_deadline_expired(strategy, delays_provider=...)``: repeats
+    ``strategy`` (``None``: a single attempt) until its outcome is accepted or the deadline is
+    spent, waiting ``delays_provider`` between runs (``linear_backoff_delays()``).
 
     Unlike aio-request's, it is also bounded by the retry budget (the client's, carried by the
     request), so a dead endpoint does not get an unbounded stream of retries from every caller.
     """
-    return SequentialStrategy(
-        attempts_count=_UNTIL_DEADLINE,
-        delays_provider=delays_provider if delays_provider is not None else linear_backoff_delays(),
+    return RetryUntilDeadlineExpiredStrategy(
+        strategy, delays_provider if delays_provider is not None else linear_backoff_delays()
     )
 
 

@@ -11,6 +11,7 @@ through the request, so that a strategy created for one call spends from the cli
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -20,6 +21,7 @@ from aio_pipeline._budget import BUDGET_EXTENSION, RetryBudget, budget_for
 from aio_pipeline._checks import check_kind
 from aio_pipeline._classify import CLASSIFIER_EXTENSION, ResponseClassifier
 from aio_pipeline._client import STRATEGY_EXTENSION
+from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD
 from aio_pipeline._events import (
     EVENT_HOOKS_EXTENSION,
     AttemptFinished,
@@ -30,7 +32,7 @@ from aio_pipeline._events import (
     wants,
 )
 from aio_pipeline._pipeline import Handler, Middleware, link
-from aio_pipeline._request import Request
+from aio_pipeline._request import IDEMPOTENT_METHODS, Request
 from aio_pipeline._response import Response
 
 __all__ = ["MethodBasedStrategy", "PerCallStrategy", "SingleAttempt", "single_attempt_strategy"]
@@ -57,10 +59,17 @@ class SingleAttempt:
         object.__setattr__(self, "_quiet", quiet)
 
     def with_defaults(
-        self, *, budget: RetryBudget | None, classifier: ResponseClassifier | None, event_hooks: Sequence[EventHook]
+        self,
+        *,
+        budget: RetryBudget | None,
+        classifier: ResponseClassifier | None,
+        event_hooks: Sequence[EventHook],
+        low_timeout_threshold: float | None = None,
     ) -> SingleAttempt:
         """A copy that uses ``budget`` unless it has its own, and reports to ``event_hooks`` too
-        (``PerCallStrategy`` binds its default strategy so, once, instead of on every request)."""
+        (``PerCallStrategy`` binds its default strategy so, once, instead of on every request).
+        Its one attempt is the call's first, whose time left ``ClientDeadline`` has checked
+        against the threshold: ``low_timeout_threshold`` is taken for the common signature."""
         return SingleAttempt(self.budget if self.budget is not None else budget, (*self.event_hooks, *event_hooks))
 
     def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
@@ -113,13 +122,17 @@ class PerCallStrategy:
     outer layer already put one there. ``classifier`` (default ``None``) likewise becomes the
     classifier of every strategy below that was not given one of its own, and ``event_hooks``
     (default none) are added to the hooks every strategy below reports to (the client's metrics
-    and logs). All of it is put on the request in one copy.
+    and logs). All of it is put on the request in one copy. ``low_timeout_threshold`` (seconds,
+    default 0.005: the client's, from ``setup()``) is the least time left with which a strategy
+    starts an attempt after the first; it is given to the default strategy once, and to a
+    strategy chosen per call (one of ours that has no threshold of its own) for that call.
     """
 
     default: Middleware[Request, Response] = field(default_factory=SingleAttempt)
     budget: RetryBudget | None = field(default_factory=RetryBudget)
     classifier: ResponseClassifier | None = None
     event_hooks: Sequence[EventHook] = ()
+    low_timeout_threshold: float = LOW_TIMEOUT_THRESHOLD
 
     _bound: Middleware[Request, Response] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -131,7 +144,11 @@ class PerCallStrategy:
         object.__setattr__(self, "event_hooks", tuple(self.event_hooks))
         # The default strategy given the client's budget, classifier and hooks once, here, so a
         # call that brings none of its own goes to it without a copy of the request.
-        object.__setattr__(self, "_bound", bind(self.default, self.budget, self.classifier, self.event_hooks))
+        threshold = self.low_timeout_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold < float("inf"):
+            raise ValueError(f"low_timeout_threshold must be a finite number of seconds >= 0, got {threshold!r}")
+        bound = bind(self.default, self.budget, self.classifier, self.event_hooks, threshold)
+        object.__setattr__(self, "_bound", bound)
 
     def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
         """The handler with ``call_next`` bound (see ``compose``), the bound default strategy
@@ -171,7 +188,14 @@ class PerCallStrategy:
         chosen = extensions.get(STRATEGY_EXTENSION)
         if chosen is not None:  # the caller's explicit choice: repeatable whatever the method
             request = request.replace(extensions=MappingProxyType({**extensions, **added}), retryable=True)
-            return await cast(Middleware[Request, Response], chosen)(request, call_next)
+            strategy = cast(Middleware[Request, Response], chosen)
+            if (
+                self.low_timeout_threshold != LOW_TIMEOUT_THRESHOLD
+                and getattr(strategy, "low_timeout_threshold", 0) is None
+            ):
+                # One of ours without a threshold of its own: the client's, for this call.
+                strategy = dataclasses.replace(strategy, low_timeout_threshold=self.low_timeout_threshold)  # type: ignore[type-var]
+            return await strategy(request, call_next)
         if added:
             request = request.replace(extensions=MappingProxyType({**extensions, **added}))
         return await self.default(request, call_next)
@@ -183,10 +207,16 @@ class MethodBasedStrategy:
 
     aio-request's ``MethodBasedStrategy``; ``setup()`` uses it to retry safe methods (GET, HEAD,
     OPTIONS) and send every other method once. Method names are matched case-insensitively.
+    A strategy named for a method is the caller's explicit choice for it, as one passed per call
+    is: a request it gets is marked ``retryable`` whatever its method, so
+    ``{"POST": sequential_strategy()}`` does retry POSTs. ``default`` is that choice only with
+    ``default_is_explicit=True`` (``setup()`` sets it when given an ``unsafe_method_strategy``);
+    otherwise a request that is not idempotent gets from it at most what its idempotency allows.
     """
 
     strategies: Mapping[str, Middleware[Request, Response]]
     default: Middleware[Request, Response] = field(default_factory=SingleAttempt)
+    default_is_explicit: bool = False
 
     def __post_init__(self) -> None:
         by_method = {method.upper(): strategy for method, strategy in self.strategies.items()}
@@ -196,28 +226,43 @@ class MethodBasedStrategy:
         object.__setattr__(self, "strategies", MappingProxyType(by_method))
 
     def with_defaults(
-        self, *, budget: RetryBudget | None, classifier: ResponseClassifier | None, event_hooks: Sequence[EventHook]
+        self,
+        *,
+        budget: RetryBudget | None,
+        classifier: ResponseClassifier | None,
+        event_hooks: Sequence[EventHook],
+        low_timeout_threshold: float | None = None,
     ) -> MethodBasedStrategy | None:
         """A copy whose strategies are each given the defaults (see ``SingleAttempt``), or
         ``None`` when one of them cannot take them that way."""
         bound = {
-            method: bind(strategy, budget, classifier, event_hooks) for method, strategy in self.strategies.items()
+            method: bind(strategy, budget, classifier, event_hooks, low_timeout_threshold)
+            for method, strategy in self.strategies.items()
         }
-        default = bind(self.default, budget, classifier, event_hooks)
+        default = bind(self.default, budget, classifier, event_hooks, low_timeout_threshold)
         if default is None or any(strategy is None for strategy in bound.values()):
             return None
-        return MethodBasedStrategy(cast(dict[str, Middleware[Request, Response]], bound), default)
+        return MethodBasedStrategy(
+            cast(dict[str, Middleware[Request, Response]], bound), default, self.default_is_explicit
+        )
 
     def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
-        """The handler with ``call_next`` bound (see ``compose``): each strategy linked once."""
-        by_method = {method: link(strategy, call_next) for method, strategy in self.strategies.items()}
+        """The handler with ``call_next`` bound (see ``compose``): each strategy linked once, with
+        whether a request it gets must be marked repeatable (decided once per method)."""
+        routes = {
+            method: (link(strategy, call_next), method not in IDEMPOTENT_METHODS)
+            for method, strategy in self.strategies.items()
+        }
         default = link(self.default, call_next)
+        default_is_explicit = self.default_is_explicit
 
         def by_its_method(request: Request) -> Awaitable[Response]:
             try:
-                strategy = by_method[request.method]
+                strategy, mark = routes[request.method]
             except KeyError:
-                strategy = default
+                strategy, mark = default, default_is_explicit and request.method not in IDEMPOTENT_METHODS
+            if mark and not request.retryable:
+                request = request.replace(retryable=True)
             return strategy(request)
 
         return by_its_method
@@ -231,6 +276,7 @@ def bind(
     budget: RetryBudget | None,
     classifier: ResponseClassifier | None,
     event_hooks: Sequence[EventHook],
+    low_timeout_threshold: float | None = None,
 ) -> Middleware[Request, Response] | None:
     """``strategy`` given a client's defaults through its ``with_defaults``, when it has one
     (ours do); ``None`` for a strategy that takes them only from the request."""
@@ -238,6 +284,9 @@ def bind(
     if with_defaults is None:
         return None
     bound: Middleware[Request, Response] | None = with_defaults(
-        budget=budget, classifier=classifier, event_hooks=tuple(event_hooks)
+        budget=budget,
+        classifier=classifier,
+        event_hooks=tuple(event_hooks),
+        low_timeout_threshold=low_timeout_threshold,
     )
     return bound

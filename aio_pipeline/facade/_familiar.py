@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import abc
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeAlias
+
+import yarl
 
 from .._classify import DO_NOT_RETRY_HEADER
-from .._headers import HeadersLike
+from .._errors import ContentTypeError
+from .._headers import Headers, HeadersLike
 from .._pipeline import Middleware
 from .._request import Request
 from .._response import Response
@@ -16,15 +19,36 @@ from .._url import check_endpoint
 from .._wire import ATTEMPT_HEADER, PRIORITY_HEADER, SERVICE_NAME_HEADER, TIMEOUT_HEADER
 
 __all__ = [
+    "EMPTY_HEADERS",
+    "AsyncRequestEnricher",
     "ClosableResponse",
     "DelegateEndpointProvider",
+    "DeprecatedAsyncRequestEnricher",
     "EmptyResponse",
     "EndpointProvider",
     "Header",
     "Method",
+    "PathParameters",
+    "QueryParameters",
+    "RequestEnricher",
     "RequestStrategy",
     "StaticEndpointProvider",
+    "UnexpectedContentTypeError",
 ]
+
+#: No headers: the default of ``EmptyResponse`` (immutable, so one instance serves all).
+EMPTY_HEADERS = Headers()
+
+#: aio-request's name for the error ``Response.json()`` raises on a Content-Type that is not JSON.
+UnexpectedContentTypeError = ContentTypeError
+
+#: aio-request's type aliases: path parameters, query parameters, request enrichers.
+PathParameters: TypeAlias = Mapping[str, Any]
+QueryParameters: TypeAlias = "Mapping[str, Any] | Iterable[tuple[str, Any]]"
+RequestEnricher: TypeAlias = Callable[[Request], Request]
+AsyncRequestEnricher: TypeAlias = Callable[[Request], Awaitable[Request]]
+#: The older ``(request, emit_system_headers) -> Awaitable[Request]`` enricher of ``setup_v2``.
+DeprecatedAsyncRequestEnricher: TypeAlias = Callable[[Request, bool], Awaitable[Request]]
 
 #: aio-request's name for a response the caller must close; ours all are.
 ClosableResponse: TypeAlias = Response
@@ -49,6 +73,8 @@ class Header:
     """Header names the library reads or writes (look-ups are case-insensitive anyway)."""
 
     CONTENT_TYPE = "Content-Type"
+    CONTENT_LENGTH = "Content-Length"
+    LOCATION = "Location"
     RETRY_AFTER = "Retry-After"
     X_REQUEST_TIMEOUT = TIMEOUT_HEADER
     X_REQUEST_PRIORITY = PRIORITY_HEADER
@@ -59,51 +85,59 @@ class Header:
 
 
 class EmptyResponse(Response):
-    """A response with no body: the synthetic answers of the facade (408, 488, 489, 502)."""
+    """A response with no body: the synthetic answers of the facade (408, 488, 489, 502), as
+    aio-request's: ``status``, ``headers`` (none by default) and ``elapsed`` (seconds, 0)."""
 
     __slots__ = ()
 
-    def __init__(self, *, status: int, headers: HeadersLike = None) -> None:
-        super().__init__(status, headers, b"")
+    def __init__(self, *, status: int, headers: HeadersLike = EMPTY_HEADERS, elapsed: float = 0) -> None:
+        super().__init__(status, headers, b"", elapsed=elapsed)
 
 
 class EndpointProvider(abc.ABC):
     """Where a client's calls go, resolved per call (inside the call's deadline)."""
 
+    __slots__ = ()
+
     @abc.abstractmethod
-    async def get(self) -> str:
-        """The endpoint: an absolute http(s) URL (a ``yarl.URL`` is fine too)."""
+    async def get(self) -> yarl.URL:
+        """The endpoint: an absolute http(s) URL, as a ``yarl.URL`` (a ``str`` is taken too)."""
 
 
 class StaticEndpointProvider(EndpointProvider):
-    """Always the same endpoint, validated once."""
+    """Always the same endpoint (a ``str`` or a ``yarl.URL``), validated once."""
 
-    __slots__ = ("_endpoint",)
+    __slots__ = ("_endpoint", "_url")
 
-    def __init__(self, endpoint: object) -> None:
+    def __init__(self, endpoint: str | yarl.URL) -> None:
         check_endpoint(endpoint)  # a bad endpoint fails here, not at the first call
         self._endpoint = str(endpoint)
+        self._url = endpoint if isinstance(endpoint, yarl.URL) else yarl.URL(self._endpoint)
 
     @property
     def endpoint(self) -> str:
+        """The endpoint as text."""
         return self._endpoint
 
-    async def get(self) -> str:
-        return self._endpoint
+    async def get(self) -> yarl.URL:
+        return self._url
 
 
 class DelegateEndpointProvider(EndpointProvider):
-    """The endpoint a function returns (sync or async): service discovery, a config lookup."""
+    """The endpoint a function returns (sync or async, a ``str`` or a ``yarl.URL``): service
+    discovery, a config lookup. It is called once per call, and its answer checked."""
 
-    __slots__ = ("_provider",)
+    __slots__ = ("_delegate",)
 
-    def __init__(self, provider: Callable[[], object] | Callable[[], Awaitable[object]]) -> None:
-        if not callable(provider):
-            raise ValueError(f"provider must be callable, got {provider!r}")
-        self._provider = provider
+    def __init__(
+        self, endpoint_delegate: Callable[[], str | yarl.URL] | Callable[[], Awaitable[str | yarl.URL]]
+    ) -> None:
+        if not callable(endpoint_delegate):
+            raise ValueError(f"endpoint_delegate (the endpoint provider) must be callable, got {endpoint_delegate!r}")
+        self._delegate = endpoint_delegate
 
-    async def get(self) -> str:
-        endpoint = self._provider()
+    async def get(self) -> yarl.URL:
+        endpoint = self._delegate()
         if inspect.isawaitable(endpoint):
             endpoint = await endpoint
-        return str(endpoint)
+        return endpoint if isinstance(endpoint, yarl.URL) else yarl.URL(str(endpoint))

@@ -30,7 +30,10 @@ from .._priority import Priority
 from .._request import Request
 from .._response import Response
 from .._transport import Transport
+from .._url import check_endpoint
+from ._extras import NoopMetricsProvider
 from ._familiar import EndpointProvider, Method, RequestStrategy, StaticEndpointProvider
+from ._modules import as_middleware
 from ._synthetic import SyntheticResponses
 
 __all__ = ["setup", "setup_v2"]
@@ -46,18 +49,22 @@ class _ResolveEndpoint:
     provider: EndpointProvider
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        return await call_next(request.replace(endpoint=await self.provider.get()))
+        endpoint = str(await self.provider.get())  # a yarl.URL, as aio-request's providers give
+        check_endpoint(endpoint)
+        return await call_next(request.replace(endpoint=endpoint))
 
 
 @dataclass(frozen=True, slots=True)
 class _Enrich:
-    """Per attempt: ``enricher(request)`` or ``enricher(request, is_first_attempt)``, sync or async."""
+    """Per attempt: ``enricher(request)``, or the older ``enricher(request, emit_system_headers)``
+    given ``False`` as aio-request's ``setup_v2`` does (the system headers are ours to write);
+    sync or async."""
 
     enricher: RequestEnricher
     takes_flag: bool
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
-        enriched = self.enricher(request, request.attempt == 1) if self.takes_flag else self.enricher(request)
+        enriched = self.enricher(request, False) if self.takes_flag else self.enricher(request)
         if inspect.isawaitable(enriched):
             enriched = await enriched
         return await call_next(enriched)
@@ -100,22 +107,28 @@ def setup(
     """A client for ``endpoint`` (or ``endpoint_provider``) over ``transport``, as aio-request's.
 
     Options (times in seconds):
-        safe_method_strategy: for GET, HEAD and OPTIONS; default 3 sequential attempts with
-            ``linear_backoff_delays()``. unsafe_method_strategy: every other method; default a
-            single attempt. ``client.request(..., strategy=...)`` overrides both for one call.
+        safe_method_strategy: for GET, HEAD and OPTIONS; default (``None``) 3 sequential
+            attempts with ``linear_backoff_delays()``. unsafe_method_strategy: every other
+            method; default (``None``) a single attempt. One given is your explicit choice: it
+            repeats POST and PATCH too. ``client.request(..., strategy=...)`` overrides both for
+            one call.
         response_classifier: which outcomes are failures, for strategies and breaker; default
             ``DefaultResponseClassifier()``.
         timeout: deadline of a call with none given nor inherited; default 20.
         priority: priority of a call with none given nor inherited; default NORMAL.
-        low_timeout_threshold: less time left fails at once; default 0.005.
+        low_timeout_threshold: no call, and no attempt of it, starts with less time left than
+            this (a synthetic 408 with ``X-Do-Not-Retry`` when the call itself is refused);
+            default 0.005.
         emit_system_headers: write X-Request-Timeout/-Priority/-Attempt; default True.
-        request_enricher: ``f(request)`` or ``f(request, is_first_attempt)``, sync or async,
-            applied to every attempt; default none.
-        metrics_provider: default the transport's ``metrics_provider``, else none.
+        request_enricher: ``f(request)`` (or the older ``f(request, emit_system_headers)``,
+            given ``False``), sync or async, applied to every attempt; default none.
+        metrics_provider: default the transport's ``metrics_provider``, else none;
+            ``NOOP_METRICS_PROVIDER`` records nothing.
         circuit_breaker: one sample per attempt, keyed by endpoint; default none.
         retry_budget: shared by every strategy of this client; default ``RetryBudget()``
             (20% of calls + 10/s over 10 s).
-        middlewares: yours, per attempt, just before the system headers are written.
+        middlewares: yours, per attempt, just before the system headers are written (an
+            aio-request ``RequestModule`` is taken too).
         call_middlewares: yours, once per call, outermost (e.g. ``ClientLog()``).
 
     Failures never raise: they come back as synthetic responses (see ``SyntheticResponses``).
@@ -144,18 +157,22 @@ def setup(
     ]:
         if function is not None and not callable(function):
             raise ValueError(f"{name} must be callable, got {function!r}")
-    middlewares, call_middlewares = tuple(middlewares), tuple(call_middlewares)
+    middlewares, call_middlewares = tuple(as_middleware(m) for m in middlewares), tuple(call_middlewares)
     for name, given in [("middlewares", middlewares), ("call_middlewares", call_middlewares)]:
         for middleware in given:
             if not callable(middleware):
                 raise ValueError(f"{name} must be callables (request, call_next), got {middleware!r}")
-    provider = endpoint_provider or StaticEndpointProvider(endpoint)
+    provider = endpoint_provider or StaticEndpointProvider(endpoint)  # type: ignore[arg-type]  # checked there
     if metrics_provider is None:
         metrics_provider = getattr(transport, "metrics_provider", None)
+    if isinstance(metrics_provider, NoopMetricsProvider):
+        metrics_provider = None  # records nothing: no layer for it
     observers = _observers(metrics_provider, call_middlewares)
     strategy = MethodBasedStrategy(
         dict.fromkeys(SAFE_METHODS, safe_method_strategy or sequential_strategy(attempts_count=3)),
         default=unsafe_method_strategy or single_attempt_strategy(),
+        # The user's own choice for unsafe methods is theirs to make: it may repeat a POST.
+        default_is_explicit=unsafe_method_strategy is not None,
     )
     stack: list[Middleware[Request, Response] | None] = [
         SyntheticResponses(),
@@ -169,6 +186,7 @@ def setup(
             budget=retry_budget or RetryBudget(),
             classifier=response_classifier,
             event_hooks=[o.client_event_hook() for o in observers],  # type: ignore[attr-defined]
+            low_timeout_threshold=low_timeout_threshold,
         ),
         metrics_provider.client_attempt_middleware() if metrics_provider is not None else None,
         _breaker(circuit_breaker, response_classifier, observers, CircuitBreakerMiddleware),
@@ -196,5 +214,7 @@ def _breaker(
     return middleware(breaker, classifier=classifier) if classifier is not None else middleware(breaker)
 
 
-#: aio-request's newer spelling, supported (not deprecated): the same options, the same client.
-setup_v2 = setup
+def setup_v2(*, request_enricher: RequestEnricher | None = None, **kwargs: Any) -> Client:
+    """aio-request's older entry point: ``setup()`` with the same options, supported (no
+    deprecation warning). Its ``request_enricher`` may take ``(request, emit_system_headers)``."""
+    return setup(request_enricher=request_enricher, **kwargs)

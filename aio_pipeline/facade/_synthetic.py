@@ -1,6 +1,7 @@
 """Failures as synthetic responses, as aio-request's ``Client.request`` never raises for them.
 
-    DeadlineExceededError     408
+    DeadlineExceededError     408  X-Do-Not-Retry: 1 when it was refused before sending
+                                   (less than the low-timeout threshold left), as aio-request's
     TooManyRedirectsError     488  X-Do-Not-Retry: 1
     any other TransportError  489  (a network error)
     CircuitOpenError          502  X-Circuit-Breaker: 1, X-Do-Not-Retry: 1, Retry-After
@@ -15,10 +16,13 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any
 
+from .._deadline import _now
 from .._errors import (
     CircuitOpenError,
     DeadlineExceededError,
+    DeadlineRejectedError,
     OverloadedError,
     PipelineError,
     TooManyRedirectsError,
@@ -27,9 +31,10 @@ from .._errors import (
 from .._pipeline import Handler
 from .._request import Request
 from .._response import Response
-from ._familiar import EmptyResponse, Header
+from .._transport import Transport
+from ._familiar import EMPTY_HEADERS, EmptyResponse, Header
 
-__all__ = ["SyntheticResponse", "SyntheticResponses", "synthetic_response"]
+__all__ = ["SyntheticResponse", "SyntheticResponses", "synthetic_response", "synthetic_send"]
 
 
 class SyntheticResponse(EmptyResponse):
@@ -38,7 +43,7 @@ class SyntheticResponse(EmptyResponse):
     __slots__ = ("error",)
 
     def __init__(self, *, status: int, error: PipelineError, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status=status, headers=headers)
+        super().__init__(status=status, headers=EMPTY_HEADERS if headers is None else headers)
         self.error = error
 
 
@@ -49,6 +54,8 @@ def _seconds(value: float) -> str:
 def synthetic_response(error: PipelineError) -> SyntheticResponse | None:
     """The synthetic response standing for ``error``, or ``None`` when it must be raised."""
     if isinstance(error, DeadlineExceededError):
+        if _refused_before_sending(error):
+            return SyntheticResponse(status=408, error=error, headers={Header.X_DO_NOT_RETRY: "1"})
         return SyntheticResponse(status=408, error=error)
     if isinstance(error, TooManyRedirectsError):
         return SyntheticResponse(status=488, error=error, headers={Header.X_DO_NOT_RETRY: "1"})
@@ -62,6 +69,33 @@ def synthetic_response(error: PipelineError) -> SyntheticResponse | None:
     if isinstance(error, OverloadedError):
         return SyntheticResponse(status=503, error=error, headers={"Retry-After": _seconds(error.retry_after)})
     return None
+
+
+def _refused_before_sending(error: DeadlineExceededError) -> bool:
+    """Whether the call was refused for too little time left, before anything was sent (aio-request
+    answers that 408 with ``X-Do-Not-Retry``; one that timed out, without).
+
+    A ``DeadlineRejectedError`` says so; ``ClientDeadline`` refuses a call with a plain
+    ``DeadlineExceededError``, which, unlike every timeout, is raised from no cancellation or
+    timer: a timeout always chains the ``CancelledError``/``TimeoutError`` that ended the wait.
+    """
+    return isinstance(error, DeadlineRejectedError) or (error.__cause__ is None and error.__context__ is None)
+
+
+async def synthetic_send(transport: Transport, endpoint: Any, request: Request, timeout: float | None) -> Response:
+    """``transport.send(...)`` answered as aio-request's transports answer: failures as synthetic
+    responses (408, 488, 489) rather than exceptions, and ``elapsed`` measured. For code that
+    called aio-request's ``Transport.send()`` directly; ours raises (see the README)."""
+    started = _now()
+    try:
+        response = await transport.send(None if endpoint is None else str(endpoint), request, timeout)
+    except PipelineError as error:
+        synthetic = synthetic_response(error)
+        if synthetic is None:
+            raise
+        response = synthetic
+    response.elapsed = _now() - started
+    return response
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import yarl
 from .._deadline import _now, covered, own_bound, within
 from .._errors import (
     ConnectError,
-    DeadlineExceededError,
+    DeadlineRejectedError,
     InvalidRequestError,
     PipelineError,
     TooManyRedirectsError,
@@ -154,7 +154,7 @@ class AioHttpTransport(Transport):
             return self._send(request.endpoint, request, self._timeout)
         timeout = deadline.deadline_at - _now()
         if timeout <= 0:
-            raise DeadlineExceededError("deadline expired before sending", request=request)
+            raise DeadlineRejectedError("deadline expired before sending", request=request)
         return self._send_within(request.endpoint, request, timeout)
 
     async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:
