@@ -16,7 +16,10 @@ apply. The event names are stable:
 Fields: ``method``, ``endpoint`` (``scheme://host:port``), ``route`` (the URL template; on the
 server the matched resource, ``unmatched`` without one, and ``path``), ``status`` and
 ``error`` (the exception's class name), ``duration`` and ``deadline_remaining`` (seconds),
-``priority``, ``attempt`` and ``attempt_kind``, ``client`` (from ``X-Service-Name``). Never
+``priority``, ``attempt`` and ``attempt_kind``, ``client`` (from ``X-Service-Name``), and
+``trace_id`` and ``span_id`` when the ``trace_ids`` option is set and a sampled span is active
+(``middlewares.tracing.current_trace_ids``; ``setup(tracing=True)`` and
+``aiohttp_middleware_factory(tracing=True)`` set it on ours). Never
 logged: bodies, query strings, userinfo, exception messages (they may quote a URL). Headers
 only with ``log_headers=True``, and then the values of Authorization, Cookie, Set-Cookie,
 Proxy-Authorization and of every name in ``deny_headers`` read ``[redacted]``.
@@ -68,6 +71,18 @@ def _get_logger(name: str) -> Any:
     return structlog.get_logger(name)
 
 
+#: ``() -> (trace_id, span_id) | None``: the active span's ids, such as
+#: ``middlewares.tracing.current_trace_ids``. A function given, not an import: this module knows
+#: nothing of OpenTelemetry, and without one (the default) nothing is looked up.
+TraceIds = Callable[[], tuple[str, str] | None]
+
+
+def _add_trace_ids(fields: dict[str, Any], trace_ids: TraceIds) -> None:
+    ids = trace_ids()
+    if ids is not None:
+        fields["trace_id"], fields["span_id"] = ids
+
+
 def _headers(items: Iterable[tuple[str, str]], deny: frozenset[str]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for name, value in items:
@@ -115,12 +130,16 @@ class ClientLog(_Options):
         every_call: log successful calls too (an access log of calls); default ``False``.
         log_attempts: log every attempt at debug (``aio_pipeline.client.attempt``); default
             ``False``, so that strategies build no per-attempt events for the log.
+        trace_ids: gives the active span's ``(trace_id, span_id)``, logged with the call (put
+            ``ClientTracing`` outside this middleware, so that its call span is the active one);
+            default ``None``: no ids.
 
     Constructing it without structlog installed raises ``ImportError`` with the install hint.
     """
 
     every_call: bool = False
     log_attempts: bool = False
+    trace_ids: TraceIds | None = None
 
     def client_event_hook(self) -> EventHook:
         return ClientEvents(self.logger_name, self._logger, self.log_attempts)
@@ -162,6 +181,8 @@ class ClientLog(_Options):
     ) -> None:
         """The call's event: ``sent`` is the attempt's request the outcome came from, if known."""
         fields = call_fields(request)
+        if self.trace_ids is not None:
+            _add_trace_ids(fields, self.trace_ids)
         if self.log_headers:
             fields["headers"] = _headers(request.headers.items(), self._deny)
         if response is not None:
@@ -205,16 +226,22 @@ class ServerLog(_Options):
         log_headers: add the request headers (``headers``); default ``False``.
         deny_headers: more header names whose values are redacted; default none.
         client_header_name: the header naming the calling service; default ``X-Service-Name``.
+        trace_ids: gives the active span's ``(trace_id, span_id)``, read as the request arrives
+            (put ``ServerTracing`` outside this middleware), logged and bound for the handler's
+            own lines; default ``None``: no ids.
 
     Constructing it without structlog installed raises ``ImportError`` with the install hint.
     """
 
     client_header_name: str = SERVICE_NAME_HEADER
+    trace_ids: TraceIds | None = None
 
     async def __call__(self, request: Any, call_next: Callable[[Any], Awaitable[Any]], /) -> Any:
         import structlog  # present: the constructor checked
 
         bound = self._bound(request)
+        if self.trace_ids is not None:
+            _add_trace_ids(bound, self.trace_ids)
         fields = {
             "method": request.method,
             "route": server_route(request) or "unmatched",

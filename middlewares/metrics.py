@@ -27,6 +27,13 @@ exceptions as aiohttp answers them; ``aborted`` when an error cut a response tha
 requests refused before their handler ran; a handler cancelled at its deadline is a 408 request.
 Without the adapter (a middleware driven directly) the status is guessed from what it saw.
 
+Exemplars: with the ``trace_ids`` option (``middlewares.tracing.current_trace_ids``, which
+``setup(tracing=True)`` and ``aiohttp_middleware_factory(tracing=True)`` set), each histogram
+bucket keeps the trace of its latest observation made inside a sampled span, shown in the
+OpenMetrics exposition (``prometheus_client.openmetrics.exposition``) as
+``# {trace_id="...",span_id="..."} seconds timestamp``: a slow bucket links to a trace. The
+classic text format has no exemplars. Without the option nothing is looked up per observation.
+
 prometheus-client is imported on first use, never at import time.
 """
 
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -102,6 +110,9 @@ class _Histogram:
     as bounded as the label sets themselves. Observations come from the event loop's thread;
     a scrape from another thread reads each list as it is at that moment, so a count and its
     sum may be one observation apart.
+
+    ``exemplars`` holds, per child, each bucket's latest exemplar, ``(trace_id, span_id,
+    seconds, unix time)``; only observations made with trace ids write there (``exemplify``).
     """
 
     def __init__(self, name: str, documentation: str, labelnames: list[str], bounds: tuple[float, ...]) -> None:
@@ -110,6 +121,7 @@ class _Histogram:
         self.labelnames = labelnames
         self.bounds = bounds
         self.children: dict[tuple[str, ...], list[float]] = {}
+        self.exemplars: dict[tuple[str, ...], list[tuple[str, str, float, float] | None]] = {}
 
     def child(self, labels: tuple[str, ...]) -> list[float]:
         """The counts of ``labels``: one per bucket, ``+Inf`` last, then the sum."""
@@ -123,6 +135,14 @@ class _Histogram:
         values[bisect_left(self.bounds, seconds)] += 1
         values[-1] += seconds
 
+    def exemplify(self, labels: tuple[str, ...], bucket: int, ids: tuple[str, str], seconds: float) -> None:
+        """Make the observation of ``seconds`` just counted in ``bucket`` (its index in the
+        child) that bucket's exemplar, with the trace and span ids it was made under."""
+        exemplars = self.exemplars.get(labels)
+        if exemplars is None:
+            exemplars = self.exemplars[labels] = [None] * (len(self.bounds) + 1)
+        exemplars[bucket] = (*ids, seconds, time.time())
+
     def describe(self) -> list[Any]:
         from prometheus_client.core import HistogramMetricFamily
 
@@ -130,6 +150,7 @@ class _Histogram:
 
     def collect(self) -> list[Any]:
         from prometheus_client.core import HistogramMetricFamily
+        from prometheus_client.samples import Exemplar
         from prometheus_client.utils import floatToGoString
 
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -137,10 +158,17 @@ class _Histogram:
         edges = [*(go_string(bound) for bound in self.bounds), "+Inf"]
         for labels, values in list(self.children.items()):
             snapshot = values[:]  # one C copy: the loop may observe meanwhile
-            running, buckets = 0.0, []
-            for edge, count in zip(edges, snapshot, strict=False):
+            exemplars = list(self.exemplars.get(labels, ()))
+            running = 0.0
+            buckets: list[Any] = []  # (edge, count) pairs, or triples with the exemplar
+            for index, (edge, count) in enumerate(zip(edges, snapshot, strict=False)):
                 running += count
-                buckets.append((edge, running))
+                exemplar = exemplars[index] if index < len(exemplars) else None
+                if exemplar is None:
+                    buckets.append((edge, running))
+                else:
+                    trace_id, span_id, seconds, at = exemplar
+                    buckets.append((edge, running, Exemplar({"trace_id": trace_id, "span_id": span_id}, seconds, at)))
             family.add_metric(list(labels), buckets, snapshot[-1])
         return [family]
 
@@ -249,12 +277,14 @@ class _Timed:
     histogram: _Histogram
     attempts: bool
     routes: RouteLabels
+    trace_ids: Callable[[], tuple[str, str] | None] | None = None
     _labels: dict[tuple[str, str, str | None], tuple[str, str, str]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
     def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
         """The handler with ``call_next`` bound (see ``compose``)."""
+        trace_ids = self.trace_ids
 
         async def timed(request: Request) -> Response:
             clock = loop_clock()
@@ -286,8 +316,13 @@ class _Timed:
                 except KeyError:
                     values = histogram.child(full)
                 seconds = clock() - started
-                values[bisect_left(histogram.bounds, seconds)] += 1
+                bucket = bisect_left(histogram.bounds, seconds)
+                values[bucket] += 1
                 values[-1] += seconds
+                if trace_ids is not None:  # the active span (the call's or the attempt's)
+                    ids = trace_ids()
+                    if ids is not None:
+                        histogram.exemplify(full, bucket, ids, seconds)
 
         return timed
 
@@ -333,6 +368,7 @@ class _ServerTimed:
 
     metrics: _Metrics
     client_header_name: str
+    trace_ids: Callable[[], tuple[str, str] | None] | None = None
     _rejected: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     _routes: dict[Any, str] = field(default_factory=dict, init=False, repr=False, compare=False)
     _clients: dict[str | None, str] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -342,6 +378,7 @@ class _ServerTimed:
         routes, clients, header = self._routes, self._clients, self.client_header_name
         in_flight = self.metrics.in_flight.values  # the gauge's own numbers, counted without a call
         record = self._record
+        trace_ids = self.trace_ids
 
         async def timed(request: Any) -> Any:
             exchange = CURRENT_EXCHANGE.get()  # exchange_of(request), without the call
@@ -370,6 +407,9 @@ class _ServerTimed:
                 started = clock()
             status: int | None = None
             reason: str | None = None
+            # The request's span is active now (ServerTracing is outside); when the status is
+            # sent, later, it may no longer be.
+            ids = None if trace_ids is None else trace_ids()
             try:
                 response = await call_next(request)
                 if exchange is None:
@@ -382,7 +422,7 @@ class _ServerTimed:
                 raise
             finally:
                 in_flight[key] -= 1
-                done = partial(record, method, route, client, clock, started, reason)
+                done = partial(record, method, route, client, clock, started, reason, ids)
                 if exchange is None:
                     done(status, False)
                 elif exchange.callbacks is not None:  # exchange.when_sent(done), without the call
@@ -418,6 +458,7 @@ class _ServerTimed:
         clock: Callable[[], float],
         started: float,
         reason: str | None,
+        ids: tuple[str, str] | None,
         status: int | None,
         aborted: bool,
     ) -> None:
@@ -430,8 +471,11 @@ class _ServerTimed:
             values = histogram.children[labels]
         except KeyError:
             values = histogram.child(labels)
-        values[bisect_left(histogram.bounds, seconds)] += 1
+        bucket = bisect_left(histogram.bounds, seconds)
+        values[bucket] += 1
         values[-1] += seconds
+        if ids is not None:
+            histogram.exemplify(labels, bucket, ids, seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +492,10 @@ class PrometheusMetricsProvider:
         max_routes: distinct ``route`` labels each client middleware and hook keeps; later
             routes read ``other`` (absolute URLs and f-string URLs would otherwise make a label
             set per id). Default ``MAX_ROUTES``, 200.
+        trace_ids: ``() -> (trace_id, span_id) | None``, the active span's ids
+            (``middlewares.tracing.current_trace_ids``): each histogram bucket then keeps its
+            latest exemplar (see the module docstring). Default ``None``: no exemplars, and
+            nothing looked up per observation.
 
     The metrics are created on first use of any method, once per registry: every provider on
     one registry records into the same metric objects. Without prometheus-client installed,
@@ -459,6 +507,7 @@ class PrometheusMetricsProvider:
     buckets: Sequence[float] = DEFAULT_BUCKETS
     client_header_name: str = SERVICE_NAME_HEADER
     max_routes: int = MAX_ROUTES
+    trace_ids: Callable[[], tuple[str, str] | None] | None = None
 
     def __post_init__(self) -> None:
         RouteLabels(self.max_routes)  # checks it
@@ -472,10 +521,10 @@ class PrometheusMetricsProvider:
         return _Metrics.on(self.registry, tuple(self.buckets))
 
     def client_call_middleware(self) -> Middleware[Request, Response]:
-        return _Timed(self._metrics().call, attempts=False, routes=RouteLabels(self.max_routes))
+        return _Timed(self._metrics().call, False, RouteLabels(self.max_routes), self.trace_ids)
 
     def client_attempt_middleware(self) -> Middleware[Request, Response]:
-        return _Timed(self._metrics().attempt, attempts=True, routes=RouteLabels(self.max_routes))
+        return _Timed(self._metrics().attempt, True, RouteLabels(self.max_routes), self.trace_ids)
 
     def client_event_hook(self) -> EventHook:
         return _BudgetHook(self._metrics().budget, RouteLabels(self.max_routes))
@@ -485,7 +534,7 @@ class PrometheusMetricsProvider:
         return _BreakerHook(metrics.state, metrics.transitions)
 
     def server_middleware(self) -> ServerMiddleware:
-        return _ServerTimed(self._metrics(), self.client_header_name)
+        return _ServerTimed(self._metrics(), self.client_header_name, self.trace_ids)
 
 
 #: Metrics on prometheus-client's default registry, created when first used.

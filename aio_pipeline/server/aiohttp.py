@@ -368,10 +368,12 @@ def aiohttp_middleware_factory(
     metrics_provider: MetricsProvider | None = None,
     client_header_name: str = SERVICE_NAME_HEADER,
     outer_middlewares: Iterable[ServerMiddleware] = (),
+    tracing: bool = False,
+    tracer_provider: Any = None,
 ) -> AiohttpMiddleware:
     """The standard server stack as one aiohttp middleware, outermost first::
 
-        outer_middlewares -> metrics -> deadline -> priority -> middlewares -> handler
+        [tracing] -> outer_middlewares -> metrics -> deadline -> priority -> middlewares -> handler
 
     Options (times in seconds):
         timeout: deadline of a request carrying no ``X-Request-Timeout`` and whose handler has
@@ -389,8 +391,15 @@ def aiohttp_middleware_factory(
         client_header_name: the header naming the calling service, given to our
             ``PrometheusMetricsProvider`` and ``ServerLog`` (copies of them, set to it); your
             own middlewares and providers are used as given; default ``X-Service-Name``.
-        outer_middlewares: yours, outside everything, metrics included: the place for
-            ``ServerLog()``, which then logs refused requests too; default none.
+        outer_middlewares: yours, outside everything but tracing, metrics included: the place
+            for ``ServerLog()``, which then logs refused requests too; default none.
+        tracing: a SERVER span per request (``middlewares.tracing.ServerTracing``), outermost,
+            so that refused requests have one and ``ServerLog`` logs its ids; our own
+            ``ServerLog`` and ``PrometheusMetricsProvider`` (copies of them) are given
+            ``trace_ids``, so log events carry ``trace_id``/``span_id`` and histogram buckets an
+            exemplar. Needs opentelemetry-api. Default ``False``: nothing of it is in the stack.
+        tracer_provider: an OpenTelemetry ``TracerProvider`` for those spans; default ``None``:
+            the global one. Only with ``tracing=True``.
 
     Bad values raise ``ValueError`` naming the parameter, here rather than at the first request.
     """
@@ -405,14 +414,30 @@ def aiohttp_middleware_factory(
         raise ValueError(f"priority must be a Priority (HIGH, NORMAL or LOW), got {priority!r}")
     if not isinstance(client_header_name, str) or not client_header_name:
         raise ValueError(f"client_header_name must be a header name, got {client_header_name!r}")
+    if not isinstance(tracing, bool):
+        raise ValueError(f"tracing must be True or False, got {tracing!r}")
+    if tracer_provider is not None and not tracing:
+        raise ValueError("tracer_provider is used only with tracing=True")
     middlewares = _callables("middlewares", middlewares)
     outer_middlewares = _callables("outer_middlewares", outer_middlewares)
     # The header name goes to our own ServerLog and Prometheus provider only, by exact type: a
     # user's middleware (or provider, or subclass of ours) is used as given, the very instance.
     ours = (ServerLog, PrometheusMetricsProvider)
     provider = _with_client_header(metrics_provider, client_header_name, ours)
+    outer_middlewares = tuple(_with_client_header(m, client_header_name, ours) for m in outer_middlewares)
+    middlewares = tuple(_with_client_header(m, client_header_name, ours) for m in middlewares)
+    traced: list[ServerMiddleware] = []
+    if tracing:
+        from middlewares.tracing import ServerTracing, with_trace_ids
+
+        traced.append(ServerTracing(tracer_provider=tracer_provider, client_header_name=client_header_name))
+        # Ours (by exact type, as above) read the active span's ids: logs and exemplars point at it.
+        provider = with_trace_ids(provider) if provider is not None else None
+        outer_middlewares = tuple(with_trace_ids(m) for m in outer_middlewares)
+        middlewares = tuple(with_trace_ids(m) for m in middlewares)
     stack: list[ServerMiddleware] = [
-        *(_with_client_header(m, client_header_name, ours) for m in outer_middlewares),
+        *traced,
+        *outer_middlewares,
         *([provider.server_middleware()] if provider is not None else []),
         ServerDeadline(
             timeout=timeout,
@@ -422,7 +447,7 @@ def aiohttp_middleware_factory(
             handler_timeout=aiohttp_handler_timeout,
         ),
         ServerPriority(default=priority),
-        *(_with_client_header(m, client_header_name, ours) for m in middlewares),
+        *middlewares,
     ]
     return aiohttp_server_middleware(stack, expired_status=expired_status)
 
