@@ -7,8 +7,8 @@
     │   ├── ConnectError             the request provably never left this machine
     │   └── TooManyRedirectsError    more redirects than the request allows
     ├── DeadlineExceededError        the deadline passed (also a TimeoutError)
-    │   └── DeadlineRejectedError    a server refused a request that arrived (nearly) expired;
-    │                                also a RejectedError
+    │   └── DeadlineRejectedError    refused before any work: a call or request with (nearly) no
+    │                                time left; also a RejectedError
     └── RejectedError                refused before any work was done, to protect someone
         ├── CircuitOpenError         the circuit for the endpoint is open; ``retry_after`` seconds
         └── OverloadedError          the server is saturated; ``retry_after`` seconds
@@ -86,7 +86,8 @@ class OverloadedError(RejectedError):
 
 
 class DeadlineRejectedError(DeadlineExceededError, RejectedError):
-    """A server refused the request before its handler ran: it arrived expired, or with less than
-    the low-timeout threshold left. A ``DeadlineExceededError`` (so it is answered as one, 408 by
-    default) and a ``RejectedError`` (refused before any work was done), which is how metrics and
-    logs tell it from a handler cancelled at its deadline; ``retry_after`` is 0."""
+    """Refused before any work was done, for lack of time: a server's request that arrived expired
+    or with less than the low-timeout threshold left (its handler never ran), or a client's call or
+    attempt with no time to send (it never left). A ``DeadlineExceededError`` (so it is answered
+    as one, 408 by default) and a ``RejectedError``, which is how metrics and logs tell it from
+    work cut at its deadline; ``retry_after`` is 0."""

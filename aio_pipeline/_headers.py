@@ -60,14 +60,13 @@ class Headers(CIMultiDictProxy[str]):
         return list(self.items())
 
     def update(self, headers: HeadersLike) -> Headers:
-        """A copy where every name in ``headers`` replaces all values of that name."""
+        """A copy where every name in ``headers`` replaces all values of that name, where its
+        first value was (as ``CIMultiDict.update`` does, which aio-request's requests use)."""
         new = headers if isinstance(headers, Headers) else Headers(headers)
         if not new:
             return self
         changed = self.copy()
-        for name in new:
-            changed.popall(name, None)
-        changed.extend(new)
+        changed.update(new)
         return Headers(CIMultiDictProxy(changed))
 
     def extend(self, headers: HeadersLike) -> Headers:

@@ -78,7 +78,8 @@ class ClientDeadline:
     ``timeout``. The resolved deadline is put on the request for the inner layers.
 
     A call with less than ``low_timeout_threshold`` left (or none) fails at once with
-    ``DeadlineExceededError``, without touching the network. Otherwise everything inside,
+    ``DeadlineRejectedError`` (a ``DeadlineExceededError``), without touching the network.
+    Otherwise everything inside,
     including retries and the sleeps between them, is cancelled when the deadline passes,
     which surfaces as ``DeadlineExceededError`` too.
 
@@ -106,7 +107,7 @@ class ClientDeadline:
                 deadline = Deadline(now + self.timeout)
             left = deadline.deadline_at - now
             if left <= 0 or left < self.low_timeout_threshold:
-                raise DeadlineExceededError(_too_little_time(left, self.low_timeout_threshold), request=request)
+                raise DeadlineRejectedError(_too_little_time(left, self.low_timeout_threshold), request=request)
             if deadline is not request.deadline:
                 request = request.replace(deadline=deadline)
             # One timer for every call of this middleware, not one per call (``DeadlineTimer``): the

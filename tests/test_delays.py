@@ -119,13 +119,14 @@ def percentile_provider(clock: Clock, **options: float) -> PercentileBasedReques
     return PercentileBasedRequestAttemptDelaysProvider(clock=clock, **settings)  # type: ignore[arg-type]
 
 
-def test_percentile_is_max_delay_until_enough_samples() -> None:
+def test_percentile_is_its_minimum_until_enough_samples() -> None:
+    """As aio-request's: with nothing learned yet it hedges at its minimum delay."""
     provider = percentile_provider(Clock())
     request = get("users/{id}", path_parameters={"id": "1"})
-    assert provider(request, 1) == 10.0
+    assert provider(request, 1) == 0.001
     for _ in range(9):
         provider.observe(request, 0.02)
-    assert provider(request, 1) == 10.0
+    assert provider(request, 1) == 0.001
     provider.observe(request, 0.02)
     assert provider(request, 1) == 0.02
 
@@ -157,7 +158,7 @@ def test_percentile_is_kept_per_method_and_route() -> None:
         provider.observe(get("orders"), 0.2)
     assert provider(get("users/{id}", path_parameters={"id": "2"}), 1) == 0.01  # the route, not the path
     assert provider(get("orders?page=2"), 1) == 0.2  # the query is not part of the route
-    assert provider(post("orders"), 1) == 10.0  # another method knows nothing yet
+    assert provider(post("orders"), 1) == 0.001  # another method knows nothing yet: the minimum
 
 
 def test_old_samples_slide_out_of_the_window() -> None:
@@ -172,7 +173,7 @@ def test_old_samples_slide_out_of_the_window() -> None:
     clock.now = 10.5
     assert provider(get("x"), 1) == 0.01  # the slow ones have expired
     clock.now = 100.0
-    assert provider(get("x"), 1) == 10.0 and provider.sample_count(get("x")) == 0
+    assert provider(get("x"), 1) == 0.001 and provider.sample_count(get("x")) == 0
 
 
 def test_samples_per_key_are_bounded() -> None:

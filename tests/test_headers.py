@@ -31,7 +31,7 @@ def test_repeated_values_are_kept_in_order() -> None:
 def test_update_replaces_every_value_of_a_name() -> None:
     headers = Headers([("Accept", "a"), ("accept", "b"), ("X", "1")])
     updated = headers.update({"ACCEPT": "c"})
-    assert updated.multi_items() == [("X", "1"), ("ACCEPT", "c")]
+    assert updated.multi_items() == [("ACCEPT", "c"), ("X", "1")]  # in the first value's place
     assert headers.getall("accept") == ["a", "b"]  # the original is untouched
 
 

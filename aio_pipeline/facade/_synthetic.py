@@ -73,13 +73,9 @@ def synthetic_response(error: PipelineError) -> SyntheticResponse | None:
 
 def _refused_before_sending(error: DeadlineExceededError) -> bool:
     """Whether the call was refused for too little time left, before anything was sent (aio-request
-    answers that 408 with ``X-Do-Not-Retry``; one that timed out, without).
-
-    A ``DeadlineRejectedError`` says so; ``ClientDeadline`` refuses a call with a plain
-    ``DeadlineExceededError``, which, unlike every timeout, is raised from no cancellation or
-    timer: a timeout always chains the ``CancelledError``/``TimeoutError`` that ended the wait.
-    """
-    return isinstance(error, DeadlineRejectedError) or (error.__cause__ is None and error.__context__ is None)
+    answers that 408 with ``X-Do-Not-Retry``; one that timed out, without): a
+    ``DeadlineRejectedError``, as ``ClientDeadline``, the strategies and the transports raise."""
+    return isinstance(error, DeadlineRejectedError)
 
 
 async def synthetic_send(transport: Transport, endpoint: Any, request: Request, timeout: float | None) -> Response:
