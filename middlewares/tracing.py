@@ -52,8 +52,9 @@ child of the attempt that reached it. Without an SDK the API's spans are non-rec
 the incoming context on, so a service without a tracer provider still passes the trace through.
 
 Server. ``ServerTracing`` extracts the caller's context with the same propagator and opens a
-SERVER span (``http.request.method``, ``url.path``, ``url.scheme``, ``http.route`` from the
-matched resource, named ``{method} {route}``; ours: ``aio_pipeline.client`` from
+SERVER span (``http.request.method``, ``url.path``, ``url.scheme``, ``server.address`` and
+``server.port`` from ``Host``, ``http.route`` from the matched resource, named
+``{method} {route}``; ours: ``aio_pipeline.client`` from
 ``X-Service-Name``, ``aio_pipeline.attempt``, ``aio_pipeline.priority`` and
 ``aio_pipeline.deadline.remaining`` as the caller sent them). A request refused before its
 handler ran gets the event ``aio_pipeline.server.rejected`` and the attribute
@@ -192,7 +193,8 @@ def _method(method: str, attributes: Attributes) -> str:
 
 class _ClientAttributes:
     """The span name and attributes of a request's method, URL and endpoint: worked out once per
-    distinct triple (up to ``_CACHE_SIZE`` of them) and copied, since a span keeps what it is given."""
+    distinct triple (up to ``_CACHE_SIZE`` of them). The dict is shared: given to ``start_span``
+    (the SDK copies what it keeps), never changed."""
 
     __slots__ = ("_known", "_routes")
 
@@ -208,7 +210,7 @@ class _ClientAttributes:
             name, attributes = self._work_out(request)
             if len(self._known) < _CACHE_SIZE:
                 self._known[key] = name, attributes
-        return name, dict(attributes)
+        return name, attributes
 
     def _work_out(self, request: Request) -> tuple[str, Attributes]:
         attributes: Attributes = {}
@@ -226,6 +228,19 @@ class _ClientAttributes:
         if port.isdigit():
             attributes.update({"server.address": host.strip("[]"), "server.port": int(port), "url.scheme": scheme})
         return name, attributes
+
+
+def _attempt_attributes(request: Request) -> Attributes:
+    """Ours, and the resend count, for a recording attempt span."""
+    attempt, deadline, priority = request.attempt, request.deadline, request.priority
+    attributes: Attributes = {"aio_pipeline.attempt": attempt, "aio_pipeline.attempt.kind": request.attempt_kind}
+    if attempt > 1:
+        attributes["http.request.resend_count"] = attempt - 1
+    if deadline is not None:  # seconds left as the attempt starts
+        attributes["aio_pipeline.deadline.remaining"] = round(deadline.deadline_at - loop_clock()(), 6)
+    if priority is not None:
+        attributes["aio_pipeline.priority"] = priority.value
+    return attributes
 
 
 def _error_type(error: BaseException) -> str:
@@ -307,6 +322,11 @@ class ClientTracing:
             name, attributes = attributes_of(request)
             span = tracer.start_span(name, kind=internal, attributes=attributes)
             token = attach(in_context(span))
+            if not span.is_recording():  # no SDK, or sampled out: the context is carried on, no more
+                try:
+                    return await call_next(request)
+                finally:
+                    detach(token)
             own = call_span.set(span)
             try:
                 response = await call_next(request)
@@ -353,16 +373,8 @@ class _AttemptTracing:
         call_span = _CALL_SPAN
 
         async def traced_attempt(request: Request) -> Response:
-            name, attributes = attributes_of(request)
-            attempt, deadline, priority = request.attempt, request.deadline, request.priority
-            attributes["aio_pipeline.attempt"] = attempt
-            attributes["aio_pipeline.attempt.kind"] = request.attempt_kind
-            if attempt > 1:
-                attributes["http.request.resend_count"] = attempt - 1
-            if deadline is not None:
-                attributes["aio_pipeline.deadline.remaining"] = round(deadline.deadline_at - loop_clock()(), 6)
-            if priority is not None:
-                attributes["aio_pipeline.priority"] = priority.value
+            name, attributes = attributes_of(request)  # the ones a sampler may look at
+            attempt, deadline = request.attempt, request.deadline
             # The parent is the current span: the call's, also in a hedge's task (it copied the
             # strategy's context), since an attempt's own context is attached only below.
             span = tracer.start_span(name, kind=client, attributes=attributes)
@@ -373,6 +385,9 @@ class _AttemptTracing:
                 inject(carrier, context=context)  # the configured propagator: traceparent, ...
                 if carrier:
                     request = request.update_headers(carrier)
+                if not span.is_recording():  # no SDK, or sampled out: the context went out, no more
+                    return await call_next(request)
+                span.set_attributes(_attempt_attributes(request))
                 response = await call_next(request)
                 _answered(otel, span, response)
                 return response
@@ -454,21 +469,34 @@ class _BreakerEvents:
 # --- the server ---------------------------------------------------------------------------------
 
 
-def _server_attributes(request: Any, client_header_name: str) -> tuple[str, Attributes]:
-    """The SERVER span's name and attributes, read from the request by duck typing (no aiohttp)."""
+def _server_name(request: Any) -> tuple[str, Attributes]:
+    """The SERVER span's name and the attributes a sampler may look at, read from the request by
+    duck typing (no aiohttp): method and route."""
     attributes: Attributes = {}
     verb = _method(request.method, attributes)
     route = server_route(request)
-    name = verb
-    if route is not None:
-        attributes["http.route"] = route
-        name = f"{verb} {route}"
+    if route is None:
+        return verb, attributes
+    attributes["http.route"] = route
+    return f"{verb} {route}", attributes
+
+
+def _server_attributes(request: Any, client_header_name: str) -> Attributes:
+    """The rest of a recording SERVER span's attributes (a span nobody records is spared them)."""
+    attributes: Attributes = {}
     for attribute, value in (
         ("url.path", getattr(request, "path", None)),
         ("url.scheme", getattr(request, "scheme", None)),
     ):
         if isinstance(value, str):
             attributes[attribute] = value
+    host = getattr(request, "host", None)  # the Host header as the client sent it
+    if isinstance(host, str) and host:
+        address, _, port = host.rpartition(":")
+        if address and port.isdigit() and len(port) <= 5:
+            attributes["server.address"], attributes["server.port"] = address.strip("[]"), int(port)
+        else:
+            attributes["server.address"] = host.strip("[]")
     headers = request.headers
     attributes["aio_pipeline.client"] = service_name(request, client_header_name)
     seconds = parse_timeout(headers.get(TIMEOUT_HEADER))
@@ -480,7 +508,7 @@ def _server_attributes(request: Any, client_header_name: str) -> tuple[str, Attr
     attempt = headers.get(ATTEMPT_HEADER)
     if attempt is not None and attempt.isdigit() and len(attempt) <= 6:  # a number, not any text
         attributes["aio_pipeline.attempt"] = int(attempt)
-    return name, attributes
+    return attributes
 
 
 def _serves_this_request(span: Span, remote: Any, server_kind: Any) -> bool:
@@ -553,15 +581,21 @@ class ServerTracing:
         async def traced(request: Any) -> Any:
             carried: OtelContext = extract(request.headers)  # from an empty context: a root without one
             current = current_span()
-            name, attributes = _server_attributes(request, header)
+            name, attributes = _server_name(request)
             adopted = _serves_this_request(current, current_span(carried).get_span_context(), server_kind)
-            token = None
             if adopted:  # the instrumentation's span: ours are added to it, its end is its own
                 span = current
                 span.set_attributes(attributes)
             else:
                 span = tracer.start_span(name, context=carried, kind=server_kind, attributes=attributes)
-                token = attach(in_context(span, carried))
+            token = None if adopted else attach(in_context(span, carried))
+            if not span.is_recording():  # no SDK, or sampled out: the context is carried on, no more
+                try:
+                    return await call_next(request)
+                finally:
+                    if token is not None:
+                        detach(token)
+            span.set_attributes(_server_attributes(request, header))
             exchange = exchange_of(request)
             status: int | None = None
             error: BaseException | None = None
