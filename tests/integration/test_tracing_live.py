@@ -248,6 +248,10 @@ async def test_a_call_from_a_through_b_to_c_is_one_trace_with_the_expected_paren
         "http.response.status_code": 200,
     }
     assert b_server.attributes["http.route"] == "/b"
+    assert (b_server.attributes["server.address"], b_server.attributes["server.port"]) == (
+        HOST,
+        int(b.base_url.rsplit(":", 1)[1]),
+    )
     assert b_server.attributes["http.response.status_code"] == 200
     assert b_server.attributes["aio_pipeline.attempt"] == 1
     assert b_server.attributes["aio_pipeline.priority"] == "normal"
