@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE = sorted(p for p in (ROOT / "aio_pipeline").glob("_*.py") if p.name != "__init__.py")
 MIDDLEWARES = sorted(p for p in (ROOT / "middlewares").glob("*.py") if p.name != "__init__.py")
 #: The one module allowed to adapt each third-party library (besides aiohttp's leaves).
-ADAPTERS = {"prometheus_client": {"metrics.py"}, "structlog": {"log.py"}, "opentelemetry": {"otel.py"}}
+ADAPTERS = {"prometheus_client": {"metrics.py"}, "structlog": {"log.py"}, "opentelemetry": {"otel.py", "tracing.py"}}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -103,6 +103,8 @@ def setup(
     retry_budget: RetryBudget | None = None,
     middlewares: Iterable[Middleware[Request, Response]] = (),
     call_middlewares: Iterable[Middleware[Request, Response]] = (),
+    tracing: bool = False,
+    tracer_provider: Any = None,
 ) -> Client:
     """A client for ``endpoint`` (or ``endpoint_provider``) over ``transport``, as aio-request's.
 
@@ -130,6 +132,11 @@ def setup(
         middlewares: yours, per attempt, just before the system headers are written (an
             aio-request ``RequestModule`` is taken too).
         call_middlewares: yours, once per call, outermost (e.g. ``ClientLog()``).
+        tracing: an OpenTelemetry span per call and a CLIENT span per attempt, its context
+            sent to the callee (``middlewares.tracing``); needs opentelemetry-api; default
+            ``False``.
+        tracer_provider: where the spans go; default ``None``: OpenTelemetry's global one.
+            Only with ``tracing=True``.
 
     Failures never raise: they come back as synthetic responses (see ``SyntheticResponses``).
     """
@@ -167,7 +174,19 @@ def setup(
         metrics_provider = getattr(transport, "metrics_provider", None)
     if isinstance(metrics_provider, NoopMetricsProvider):
         metrics_provider = None  # records nothing: no layer for it
-    observers = _observers(metrics_provider, call_middlewares)
+    if not isinstance(tracing, bool):
+        raise ValueError(f"tracing must be True or False, got {tracing!r}")
+    if tracer_provider is not None and not tracing:
+        raise ValueError("tracer_provider is used only with tracing=True")
+    traced = None
+    if tracing:
+        from middlewares.tracing import client_tracing_setup
+
+        traced = client_tracing_setup(
+            tracer_provider=tracer_provider, metrics_provider=metrics_provider, call_middlewares=call_middlewares
+        )
+        metrics_provider, call_middlewares = traced.metrics_provider, tuple(traced.call_middlewares)
+    observers = _observers(metrics_provider, (*call_middlewares, *([traced.observer] if traced else [])))
     strategy = MethodBasedStrategy(
         dict.fromkeys(SAFE_METHODS, safe_method_strategy or sequential_strategy(attempts_count=3)),
         default=unsafe_method_strategy or single_attempt_strategy(),
@@ -176,6 +195,7 @@ def setup(
     )
     stack: list[Middleware[Request, Response] | None] = [
         SyntheticResponses(),
+        traced.call_middleware if traced is not None else None,
         *call_middlewares,
         metrics_provider.client_call_middleware() if metrics_provider is not None else None,
         ClientDeadline(timeout=timeout, low_timeout_threshold=low_timeout_threshold),
@@ -188,6 +208,7 @@ def setup(
             event_hooks=[o.client_event_hook() for o in observers],  # type: ignore[attr-defined]
             low_timeout_threshold=low_timeout_threshold,
         ),
+        traced.attempt_middleware if traced is not None else None,
         metrics_provider.client_attempt_middleware() if metrics_provider is not None else None,
         _breaker(circuit_breaker, response_classifier, observers, CircuitBreakerMiddleware),
         _Enrich(request_enricher, _positional_count(request_enricher) >= 2) if request_enricher else None,

@@ -469,3 +469,62 @@ async def test_no_span_is_left_unended_when_the_deadline_fires_and_the_attempt_f
     [served] = traces.named("SERVER")
     assert parent_of(served) == attempt.context.span_id
     assert served.attributes["aio_pipeline.deadline.remaining"] == pytest.approx(0.5, abs=0.01)
+
+
+# --- setup(tracing=True): the familiar client, traced, its logs and metrics pointing at the trace ---
+
+
+async def test_setup_with_tracing_traces_each_attempt_and_logs_and_metrics_point_at_the_trace(
+    traces: Traces, services: Callable[..., Awaitable[Service]], session: aiohttp.ClientSession
+) -> None:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.openmetrics.exposition import generate_latest
+    from structlog.testing import capture_logs
+
+    import aio_pipeline as aio_request
+
+    backend = await services(
+        {"/flaky": flaky}, [aiohttp_middleware_factory(tracing=True, tracer_provider=traces.provider)]
+    )
+    registry = CollectorRegistry()
+    client = aio_request.setup(
+        transport=AioHttpTransport(session),
+        endpoint=backend.base_url,
+        tracing=True,
+        tracer_provider=traces.provider,
+        metrics_provider=aio_request.PrometheusMetricsProvider(registry=registry),
+        circuit_breaker=aio_request.DefaultCircuitBreaker[str, Any](
+            break_duration=1.0, sampling_duration=10.0, minimum_throughput=100, failure_threshold=1.0
+        ),
+        safe_method_strategy=aio_request.sequential_strategy(
+            attempts_count=2, delays_provider=constant_delays(delay=0.01)
+        ),
+        call_middlewares=[aio_request.ClientLog()],
+    )
+    with capture_logs() as logs:
+        async with client.request(get("flaky")) as response:
+            assert response.status == 200
+
+    assert traces.unended() == []
+    [call] = traces.named("INTERNAL")
+    first, second = traces.named("CLIENT")
+    assert [parent_of(span) for span in (first, second)] == [call.context.span_id] * 2
+    assert second.attributes["http.request.resend_count"] == 1
+    served = traces.named("SERVER")
+    assert [parent_of(span) for span in served] == [first.context.span_id, second.context.span_id]
+    assert [event.name for event in call.events] == ["aio_pipeline.client.retry_scheduled"]
+    [logged] = [entry for entry in logs if entry["event"] == "aio_pipeline.client.call"]  # a retried call
+    assert logged["span_id"] == f"{call.context.span_id:016x}"
+    assert logged["trace_id"] == f"{call.context.trace_id:032x}"
+    assert f'trace_id="{call.context.trace_id:032x}"' in generate_latest(registry).decode()
+
+
+async def test_setup_takes_a_tracer_provider_only_with_tracing(traces: Traces, session: aiohttp.ClientSession) -> None:
+    import aio_pipeline as aio_request
+
+    with pytest.raises(ValueError, match="tracer_provider"):
+        aio_request.setup(
+            transport=AioHttpTransport(session), endpoint="http://127.0.0.1:1/", tracer_provider=traces.provider
+        )
+    with pytest.raises(ValueError, match="tracing must be True or False"):
+        aio_request.setup(transport=AioHttpTransport(session), endpoint="http://127.0.0.1:1/", tracing="yes")  # type: ignore[arg-type]
