@@ -118,16 +118,19 @@ def conformance_report(
         request: the request each scenario sends, as a caller would build it; default a GET of
             ``items/{id}`` with a path parameter, a query, a header and a caller's extension
             holding a list. Scenarios that retry or hedge send it marked ``retryable`` when its
-            method is not idempotent.
+            method is not idempotent; its ``deadline``, if any, is left out (each scenario gives
+            the call its own).
         maps_errors: exception types from ``call_next`` the middleware means to map (to an
             exception of its own, or to a response); any other must come out as it went in.
             Default none.
     """
     if not callable(middleware):
-        raise TypeError(f"middleware must be a callable (request, call_next), got {middleware!r}")
+        raise ValueError(f"middleware must be a callable (request, call_next), got {middleware!r}")
     base = _default_request() if request is None else request
     if not isinstance(base, Request):
-        raise TypeError(f"request must be an aio_pipeline.Request, got {type(base).__name__}")
+        raise ValueError(f"request must be an aio_pipeline.Request, got {type(base).__name__}")
+    if base.deadline is not None:  # made on another loop's clock; each scenario sets its own
+        base = base.replace(deadline=None)
     check = _Check(_ClientSide(), middleware, _mapped(maps_errors))
     check.scenarios = _client_scenarios(middleware, base, check.observer)
     return _run(check)
@@ -153,7 +156,7 @@ def server_conformance_report(
     """Run the server ``middleware`` through the server scenarios (see the module) and report
     every rule it breaks; ``maps_errors`` as ``conformance_report``."""
     if not callable(middleware):
-        raise TypeError(f"middleware must be a callable (request, call_next), got {middleware!r}")
+        raise ValueError(f"middleware must be a callable (request, call_next), got {middleware!r}")
     check = _Check(_ServerSide(), middleware, _mapped(maps_errors))
     check.scenarios = _server_scenarios(middleware, check.observer)
     return _run(check)
@@ -173,7 +176,7 @@ def _mapped(maps_errors: Iterable[type[BaseException]]) -> tuple[type[BaseExcept
     mapped = tuple(maps_errors)
     for kind in mapped:
         if not (isinstance(kind, type) and issubclass(kind, BaseException)):
-            raise TypeError(f"maps_errors must hold exception types, got {kind!r}")
+            raise ValueError(f"maps_errors must hold exception types, got {kind!r}")
     return mapped
 
 
@@ -468,6 +471,9 @@ class _Check:
         if scenario.transport is not None:
             for response in scenario.transport.responses:
                 await self.side.close(response)
+        for task in self.observer.tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: a failure in a task left behind is reported, not logged
 
     def _find(self, rule: Rule, scenario: _Scenario, message: str, kind: str | None = None) -> None:
         """Note a finding, once per ``kind`` of finding (default: its message) in a scenario: the
@@ -501,6 +507,7 @@ class _Check:
                 scenario,
                 f"call_next was called at {call.at - started:.3f} s, after the call of the middleware it belongs to "
                 "had ended (from a task left behind?)",
+                "stray",
             )
         if unstoppable:
             self._find(
@@ -559,7 +566,7 @@ class _Check:
                 self._find(
                     Rule.RESPONSES_CLOSED,
                     scenario,
-                    f"it {ended} without closing the response ({_status(call.response)}) its call_next gave it",
+                    f"it {ended} but did not close the response ({_status(call.response)}) its call_next gave it",
                     "not closed",
                 )
         # never outlives the deadline
@@ -737,7 +744,7 @@ def _how_it_ended(invocation: Invocation, side: _Side, *, detail: bool = False) 
         return f"raised {_error(invocation.error) if detail else type(invocation.error).__name__}"
     if side.is_response(invocation.response):
         return f"returned a response ({_status(invocation.response)})"
-    return f"returned {invocation.response!r}, not a response"
+    return f"returned {invocation.response!r} (not a response)"
 
 
 def _error(error: BaseException) -> str:
@@ -772,6 +779,10 @@ def _run(check: _Check) -> ConformanceReport:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        running = False
+    else:
+        running = True
+    if not running:  # outside the except block: no exception of the check's chains to its RuntimeError
         return _run_on_own_loop(check)
     # Called from a running loop (an async test): run on a thread of our own and wait for it here,
     # so that one loop runs at a time (see the module docstring).

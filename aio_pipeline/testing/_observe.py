@@ -104,6 +104,7 @@ class Observer:
         self.invocations: list[Invocation] = []
         self.stray: list[Call] = []  # call_next made when no call of the middleware was under way
         self.cancel_on_response = False  # cancel the invocation handed the next response
+        self.tasks: list[asyncio.Task[Any]] = []  # every task started in the scenario
         self._numbers = itertools.count(1)
         self._by_caller: dict[object, Invocation] = {}
         self._by_number: dict[int, Invocation] = {}
@@ -114,6 +115,7 @@ class Observer:
         self.invocations = []
         self.stray = []
         self.cancel_on_response = cancel_on_response
+        self.tasks = []
         self._numbers = itertools.count(1)
         self._by_caller = {}
         self._by_number = {}
@@ -129,6 +131,7 @@ class Observer:
         noted as started by the middleware's own code when that is what is running (an
         invocation in this task, not inside its call_next)."""
         task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **options)
+        self.tasks.append(task)
         parent = asyncio.current_task(loop)
         stack = self._running.get(parent) if parent is not None else None
         if stack and not stack[-1].inside.get(parent, 0):  # type: ignore[arg-type]  # parent is set
@@ -179,8 +182,8 @@ class Observer:
         if running is not None and tagged is not None and tagged is not running:
             call.sent_for = tagged.number
         if invocation is None or invocation.ended_at is not None:
-            self.stray.append(call)
-        if invocation is not None:
+            self.stray.append(call)  # the middleware is done: not one of its calls to judge
+        else:
             invocation.calls.append(call)
             changed = changes(invocation.snapshot, self.side.snapshot(invocation.request))
             if changed:
@@ -237,6 +240,8 @@ class Inner:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         call, invocation = observer.calling(request, task, loop.time())
+        if invocation is not None and invocation.ended_at is not None:
+            invocation = None  # a call made after the middleware was done: only recorded
         if invocation is not None and task is not None:
             invocation.inside[task] = invocation.inside.get(task, 0) + 1
         try:

@@ -182,8 +182,57 @@ def test_a_middleware_shielding_call_next_from_a_cancellation_is_caught() -> Non
     ]
     # and the response the shielded call_next produced once its caller had gone is lost, open
     assert findings(report, Rule.RESPONSES_CLOSED) == [
-        ("cancelled-holding", "it was cancelled without closing the response (200) its call_next gave it")
+        ("cancelled-holding", "it was cancelled but did not close the response (200) its call_next gave it")
     ]
+
+
+async def prefetches_in_the_background(request: Request, call_next: Handler[Request, Response], /) -> Response:
+    asyncio.ensure_future(call_next(request))  # noqa: RUF006 -- the defect under test
+    return Response(200, body=b"from the cache")
+
+
+async def sleeper() -> None:
+    await asyncio.sleep(10.0)
+
+
+async def spawner() -> None:
+    asyncio.ensure_future(sleeper())  # noqa: RUF006 -- the defect under test
+
+
+async def spawns_a_spawner(request: Request, call_next: Handler[Request, Response], /) -> Response:
+    asyncio.ensure_future(spawner())  # noqa: RUF006 -- the defect under test
+    return await call_next(request)
+
+
+def test_a_middleware_calling_call_next_after_it_returned_is_caught() -> None:
+    report = conformance_report(prefetches_in_the_background)
+
+    assert report.broken == (Rule.CANCELLATION,)
+    assert findings(report, Rule.CANCELLATION) == [
+        finding
+        for scenario in EVERY_CLIENT_SCENARIO
+        for finding in [
+            (scenario, "it left 1 task (call_next) it started running when it returned a response (200)"),
+            (
+                scenario,
+                "call_next was called at 0.000 s, after the call of the middleware it belongs to had ended (from a "
+                "task left behind?)",
+            ),
+        ]
+    ]
+
+
+def test_a_task_started_by_a_task_it_left_behind_is_caught_when_the_call_ends() -> None:
+    report = conformance_report(spawns_a_spawner)
+
+    assert report.broken == (Rule.CANCELLATION,)
+    assert findings(report, Rule.CANCELLATION)[:2] == [
+        ("plain", "it left 1 task (spawner) it started running when it returned a response (200)"),
+        ("plain", "1 task (sleeper) started during the call was still running after it ended"),
+    ]
+    assert ("concurrent", "3 tasks (sleeper) started during the call were still running after it ended") in findings(
+        report, Rule.CANCELLATION
+    )
 
 
 def test_a_middleware_slow_to_let_a_cancellation_through_is_caught() -> None:
@@ -220,7 +269,7 @@ def test_a_middleware_replacing_a_response_without_closing_it_is_caught() -> Non
 
     assert report.broken == (Rule.RESPONSES_CLOSED,)
     assert findings(report, Rule.RESPONSES_CLOSED) == everywhere(
-        "it returned a response (200) without closing the response (200) its call_next gave it",
+        "it returned a response (200) but did not close the response (200) its call_next gave it",
         ["plain", "retry", "concurrent", "hedge", "cancelled-holding", "deadline"],
     )
 
@@ -230,8 +279,24 @@ def test_a_middleware_cancelled_while_holding_a_response_is_caught() -> None:
 
     assert report.broken == (Rule.RESPONSES_CLOSED,)
     assert findings(report, Rule.RESPONSES_CLOSED) == [
-        ("cancelled-holding", "it was cancelled without closing the response (200) its call_next gave it")
+        ("cancelled-holding", "it was cancelled but did not close the response (200) its call_next gave it")
     ]
+
+
+async def forgets_to_return(request: Request, call_next: Handler[Request, Response], /) -> Response:
+    await call_next(request)
+    return None  # type: ignore[return-value]  # the defect under test
+
+
+def test_a_middleware_returning_something_else_than_a_response_is_caught() -> None:
+    report = conformance_report(forgets_to_return)
+
+    assert report.broken == (Rule.RESPONSES_CLOSED, Rule.REPEATABLE)
+    assert findings(report, Rule.REPEATABLE) == [("plain", "a plain call failed: it returned None (not a response)")]
+    assert findings(report, Rule.RESPONSES_CLOSED)[0] == (
+        "plain",
+        "it returned None (not a response) but did not close the response (200) its call_next gave it",
+    )
 
 
 def test_a_new_response_that_closes_the_original_is_not_a_leak() -> None:
@@ -591,7 +656,7 @@ def test_check_middleware_raises_an_assertion_error_naming_every_broken_rule() -
         [
             "client middleware runs_call_next_in_a_fresh_context breaks 2 of 7 rules:",
             "- broken: closes every response it does not return",
-            "    [cancelled-holding] it was cancelled without closing the response (200) its call_next gave it",
+            "    [cancelled-holding] it was cancelled but did not close the response (200) its call_next gave it",
             "- broken: passes contextvars through",
             "    [plain, retry, concurrent, hedge, cancelled, cancelled-holding, deadline, error, bug-below] its "
             "call_next did not see the caller's contextvars: it ran call_next in a context of its own",
@@ -645,7 +710,7 @@ def test_findings_and_rules_read_in_plain_words() -> None:
     ],
 )
 def test_bad_arguments_are_refused_before_anything_runs(arguments: dict[str, Any], message: str) -> None:
-    with pytest.raises(TypeError, match=message):
+    with pytest.raises(ValueError, match=message):
         conformance_report(**arguments)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aio_pipeline.testing import _entry_point
+from aio_pipeline.testing import _entry_point, conformance_report
 
 ROOT = Path(__file__).resolve().parents[2]
 INI = """\
@@ -106,19 +106,11 @@ def readme_example() -> str:
     return match.group(1)
 
 
-def test_the_readme_example_runs_as_printed(tmp_path: Path) -> None:
-    (tmp_path / "test_readme_example.py").write_text(readme_example())
-
-    result = run_pytest(tmp_path, "test_readme_example.py", "-p", "aio_pipeline.testing.plugin")
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"^2 passed", result.stdout, re.MULTILINE), result.stdout
-
-
-def test_the_readme_example_fails_for_a_middleware_breaking_a_rule(tmp_path: Path) -> None:
-    """What the README promises of ``check_middleware``, shown on its own example: the same test
-    with a middleware that answers for a cancelled call fails, naming the rule."""
-    broken = readme_example().replace(
+def test_the_readme_example_runs_as_printed_and_fails_for_a_middleware_breaking_a_rule(tmp_path: Path) -> None:
+    """The example exactly as printed passes; the same with a middleware that answers for a
+    cancelled call fails its first test, naming the rule, as the README says it would."""
+    example = readme_example()
+    broken = example.replace(
         '    return await call_next(request.update_headers({"X-Tenant-Id": "acme"}))',
         textwrap.indent(
             textwrap.dedent(
@@ -133,15 +125,32 @@ def test_the_readme_example_fails_for_a_middleware_breaking_a_rule(tmp_path: Pat
             "    ",
         ).rstrip("\n"),
     )
-    assert broken != readme_example()
+    assert broken != example
+    (tmp_path / "test_readme_example.py").write_text(example)
     (tmp_path / "test_readme_broken.py").write_text(broken)
 
-    result = run_pytest(tmp_path, "test_readme_broken.py", "-p", "aio_pipeline.testing.plugin")
+    result = run_pytest(tmp_path, ".", "-rA", "-p", "aio_pipeline.testing.plugin")
 
-    assert result.returncode == 1, result.stdout + result.stderr
+    outcomes = sorted(re.findall(r"^(PASSED|FAILED) (test_readme_\w+\.py::\w+)", result.stdout, re.MULTILINE))
+    assert outcomes == [
+        ("FAILED", "test_readme_broken.py::test_add_tenant_keeps_the_rules"),
+        ("PASSED", "test_readme_broken.py::test_add_tenant_sends_the_header"),
+        ("PASSED", "test_readme_example.py::test_add_tenant_keeps_the_rules"),
+        ("PASSED", "test_readme_example.py::test_add_tenant_sends_the_header"),
+    ], result.stdout + result.stderr
     assert "client middleware add_tenant breaks 1 of 7 rules:" in result.stdout
     assert "- broken: lets cancellation through and leaves no task behind" in result.stdout
-    assert re.search(r"^1 failed, 1 passed", result.stdout, re.MULTILINE), result.stdout
+
+
+def test_the_readme_shows_the_report_the_check_gives() -> None:
+    from tests.testing.test_conformance import rewraps_the_response
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Testing your middleware\n", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"```text\n(.*?)\n```", section, re.DOTALL)
+    assert match is not None
+
+    assert match.group(1) == str(conformance_report(rewraps_the_response))
 
 
 # --- the entry point ---------------------------------------------------------------------------
