@@ -8,6 +8,7 @@ because two machines do not share a clock).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import heapq
 import itertools
@@ -73,23 +74,17 @@ def _clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
     """``loop``'s clock: ``time.monotonic`` itself for asyncio's own loops. Remembered for the
     last loop asked about (``_CLOCK``): a memo of a fact about that loop, never stale, since a
     new loop is looked at afresh."""
-    memo = _CLOCK
-    if loop is not memo.loop:
-        memo.loop = loop
-        memo.clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
-    return memo.clock
+    global _CLOCK
+    seen, clock = _CLOCK  # one read of one tuple: another thread's loop cannot mix in
+    if loop is not seen:
+        clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+        _CLOCK = (loop, clock)
+    return clock
 
 
-class _Clock:
-    __slots__ = ("clock", "loop")
-
-    def __init__(self) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.clock: Callable[[], float] = time.monotonic
-
-
-#: The last running loop ``_now`` saw, and its clock.
-_CLOCK = _Clock()
+#: The last running loop ``_clock_of`` saw, and its clock, replaced whole (loops in two threads
+#: just take turns at it).
+_CLOCK: tuple[asyncio.AbstractEventLoop | None, Callable[[], float]] = (None, time.monotonic)
 
 
 _set = object.__setattr__
@@ -358,7 +353,10 @@ class DeadlineTimer:
         """Stop enforcing ``scope``; ``True`` when it expired, i.e. this timer cancelled the
         task (the caller then owes the task one ``uncancel()``). Safe to call twice."""
         if scope.token is not None:
-            _COVERING.reset(scope.token)
+            # A coroutine closed by the garbage collector, outside the task that entered the
+            # scope, runs this in another context, where the token is not valid: nothing to undo.
+            with contextlib.suppress(ValueError):
+                _COVERING.reset(scope.token)
             scope.token = None
         state = scope.state
         if state == _LIVE:

@@ -66,7 +66,9 @@ def test_the_package_and_this_module_import_without_importing_opentelemetry() ->
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_without_opentelemetry_turning_tracing_on_fails_at_once_with_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_opentelemetry_turning_tracing_on_fails_at_once_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     for name in [m for m in sys.modules if m == "opentelemetry" or m.startswith("opentelemetry.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
