@@ -28,6 +28,8 @@ import aiohttp
 
 import aio_pipeline as ap
 
+from .run import pinned_cores
+
 Call = Callable[[str], Awaitable[int]]
 
 
@@ -252,6 +254,7 @@ async def _drive(base: str, requests: int) -> dict[str, float]:
 
 
 def server_calls(requests: int, loop_name: str) -> dict[str, dict[str, float]]:
+    _, server_core = pinned_cores()
     measured: dict[str, dict[str, float]] = {}
     for variant in SERVER_VARIANTS:
         if variant == "aio-request factory":
@@ -260,7 +263,7 @@ def server_calls(requests: int, loop_name: str) -> dict[str, dict[str, float]]:
             except ImportError:
                 continue
         command = [sys.executable, "-m", "benchmarks.calls", "--serve", variant, "--loop", loop_name]
-        server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, preexec_fn=server_core)
         try:
             assert server.stdout is not None
             port = int(server.stdout.readline().split()[1])
@@ -298,8 +301,13 @@ def main() -> None:
 
     _quiet_structlog()  # ClientLog renders its events, as in production, into /dev/null
     logging.getLogger("aio_request").setLevel(logging.CRITICAL)
+    client_core, server_core = pinned_cores()
+    client_core()
     server = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.server", "--port", "0"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "benchmarks.server", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=server_core,
     )
     try:
         assert server.stdout is not None
