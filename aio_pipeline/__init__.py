@@ -10,43 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._budget import RetryBudget
-from ._builders import (
-    delete,
-    get,
-    head,
-    options,
-    patch,
-    patch_json,
-    post,
-    post_json,
-    put,
-    put_json,
-    request,
-    request_json,
-)
-from ._circuit import (
-    CircuitBreaker,
-    CircuitPermit,
-    CircuitState,
-    CircuitStateChanged,
-    DefaultCircuitBreaker,
-    NoopCircuitBreaker,
-)
-from ._classify import DefaultResponseClassifier, ResponseClassifier, ResponseVerdict
-from ._client import Client, ResponseContext
-from ._context import Context, detached, get_context, set_context
-from ._deadline import Deadline
-from ._delays import (
-    DelaysProvider,
-    PercentileBasedRequestAttemptDelaysProvider,
-    RequestAttemptDelaysProvider,
-    RequestResponseObserver,
-    constant_delays,
-    exponential_backoff_delays,
-    linear_backoff_delays,
-    linear_delays,
-)
+from ._client import Client, Pipeline, ResponseContext
 from ._errors import (
     CircuitOpenError,
     ConnectError,
@@ -60,27 +24,18 @@ from ._errors import (
     TooManyRedirectsError,
     TransportError,
 )
-from ._events import (
-    AttemptFinished,
-    AttemptStarted,
-    BudgetExhausted,
-    Event,
-    EventHook,
-    HedgeStarted,
-    RetryAfterGaveUp,
-    RetryAfterHonoured,
-    RetryScheduled,
-    with_event_hook,
-)
-from ._headers import Headers
-from ._metrics import MetricsProvider
-from ._pipeline import Handler, Middleware, Pipeline, compose
-from ._priority import Priority
-from ._request import Request
-from ._response import Response
-from ._retry_after import parse_retry_after
+from ._pipeline import Handler, Middleware, compose, link
 from ._transport import Transport
 from .adapters.aiohttp_client import aiohttp_client_middlewares
+from .circuit import (
+    CircuitBreaker,
+    CircuitPermit,
+    CircuitState,
+    CircuitStateChanged,
+    DefaultCircuitBreaker,
+    NoopCircuitBreaker,
+)
+from .extensions import with_event_hook
 from .facade import (
     NOOP_METRICS_PROVIDER,
     AioHttpDnsResolver,
@@ -113,16 +68,60 @@ from .facade import (
     setup,
     setup_v2,
 )
+from .http import (
+    Headers,
+    Request,
+    Response,
+    delete,
+    get,
+    head,
+    options,
+    patch,
+    patch_json,
+    post,
+    post_json,
+    put,
+    put_json,
+    request,
+    request_json,
+)
+from .observe import MetricsProvider
+from .policy import (
+    AttemptFinished,
+    AttemptStarted,
+    BudgetExhausted,
+    DefaultResponseClassifier,
+    DelaysProvider,
+    Event,
+    EventHook,
+    HedgeStarted,
+    PercentileBasedRequestAttemptDelaysProvider,
+    RequestAttemptDelaysProvider,
+    RequestResponseObserver,
+    ResponseClassifier,
+    ResponseVerdict,
+    RetryAfterGaveUp,
+    RetryAfterHonoured,
+    RetryBudget,
+    RetryScheduled,
+    constant_delays,
+    exponential_backoff_delays,
+    linear_backoff_delays,
+    linear_delays,
+    parse_retry_after,
+)
+from .propagation import Context, Deadline, Priority, detached, get_context, set_context
 from .server.aiohttp import aiohttp_middleware_factory, aiohttp_timeout
 from .transports.aiohttp import AioHttpTransport
 
 if TYPE_CHECKING:
-    from middlewares.hedging import ParallelStrategy, parallel_strategy
-    from middlewares.hedging import ParallelStrategy as ParallelRequestStrategy
-    from middlewares.log import ClientLog, ServerLog
-    from middlewares.metrics import PROMETHEUS_METRICS_PROVIDER, PrometheusMetricsProvider
-    from middlewares.otel import OpenTelemetryMetricsProvider
-    from middlewares.retry import (
+    from .adapters.httpx_transport import HttpxPipelineTransport
+    from .middlewares.hedging import ParallelStrategy, parallel_strategy
+    from .middlewares.hedging import ParallelStrategy as ParallelRequestStrategy
+    from .middlewares.log import ClientLog, ServerLog
+    from .middlewares.otel import OpenTelemetryMetricsProvider
+    from .middlewares.prometheus import PROMETHEUS_METRICS_PROVIDER, PrometheusMetricsProvider
+    from .middlewares.retry import (
         DeadlineProvider,
         RetryUntilDeadlineExpiredStrategy,
         SequentialStrategy,
@@ -131,16 +130,15 @@ if TYPE_CHECKING:
         sequential_strategy,
         split_deadline_between_attempts,
     )
-    from middlewares.retry import SequentialStrategy as SequentialRequestStrategy
-    from middlewares.strategy import (
+    from .middlewares.retry import SequentialStrategy as SequentialRequestStrategy
+    from .middlewares.strategy import (
         MethodBasedStrategy,
         PerCallStrategy,
         SingleAttempt,
         single_attempt_strategy,
     )
-    from middlewares.strategy import SingleAttempt as SingleAttemptRequestStrategy
-
-    from .adapters.httpx_transport import HttpxPipelineTransport
+    from .middlewares.strategy import SingleAttempt as SingleAttemptRequestStrategy
+    from .middlewares.tracing import ClientTracing, ServerTracing, current_trace_ids
     from .transports.httpx import HttpxTransport
 
 __all__ = [  # noqa: RUF022 -- plainly sorted(), as tests/test_public_api.py checks
@@ -160,6 +158,7 @@ __all__ = [  # noqa: RUF022 -- plainly sorted(), as tests/test_public_api.py che
     "CircuitStateChanged",
     "Client",
     "ClientLog",
+    "ClientTracing",
     "ClosableResponse",
     "ConnectError",
     "ContentTypeError",
@@ -228,6 +227,7 @@ __all__ = [  # noqa: RUF022 -- plainly sorted(), as tests/test_public_api.py che
     "SequentialRequestStrategy",
     "SequentialStrategy",
     "ServerLog",
+    "ServerTracing",
     "SingleAttempt",
     "SingleAttemptRequestStrategy",
     "StaticEndpointProvider",
@@ -242,6 +242,7 @@ __all__ = [  # noqa: RUF022 -- plainly sorted(), as tests/test_public_api.py che
     "build_pipeline",
     "compose",
     "constant_delays",
+    "current_trace_ids",
     "delete",
     "detached",
     "exponential_backoff_delays",
@@ -250,6 +251,7 @@ __all__ = [  # noqa: RUF022 -- plainly sorted(), as tests/test_public_api.py che
     "head",
     "linear_backoff_delays",
     "linear_delays",
+    "link",
     "options",
     "parallel_strategy",
     "parse_retry_after",
@@ -273,31 +275,34 @@ __all__ = [  # noqa: RUF022 -- plainly sorted(), as tests/test_public_api.py che
 ]
 
 
-# Strategies live in ``middlewares``, which imports this package's core: importing them here
-# eagerly would make ``import middlewares.retry`` (before ``aio_pipeline``) circular.
+# Strategies live in ``aio_pipeline.middlewares``, which import this package's public names:
+# importing them here eagerly would be circular (this module is not finished yet when they run).
 _FROM_MIDDLEWARES = {
     # name: (module, attribute); aio-request's class names are aliases of ours.
-    "ClientLog": ("middlewares.log", "ClientLog"),
-    "DeadlineProvider": ("middlewares.retry", "DeadlineProvider"),
-    "MethodBasedStrategy": ("middlewares.strategy", "MethodBasedStrategy"),
-    "OpenTelemetryMetricsProvider": ("middlewares.otel", "OpenTelemetryMetricsProvider"),
-    "PROMETHEUS_METRICS_PROVIDER": ("middlewares.metrics", "PROMETHEUS_METRICS_PROVIDER"),
-    "ParallelRequestStrategy": ("middlewares.hedging", "ParallelStrategy"),
-    "ParallelStrategy": ("middlewares.hedging", "ParallelStrategy"),
-    "PerCallStrategy": ("middlewares.strategy", "PerCallStrategy"),
-    "PrometheusMetricsProvider": ("middlewares.metrics", "PrometheusMetricsProvider"),
-    "RetryUntilDeadlineExpiredStrategy": ("middlewares.retry", "RetryUntilDeadlineExpiredStrategy"),
-    "SequentialRequestStrategy": ("middlewares.retry", "SequentialStrategy"),
-    "SequentialStrategy": ("middlewares.retry", "SequentialStrategy"),
-    "ServerLog": ("middlewares.log", "ServerLog"),
-    "SingleAttempt": ("middlewares.strategy", "SingleAttempt"),
-    "SingleAttemptRequestStrategy": ("middlewares.strategy", "SingleAttempt"),
-    "parallel_strategy": ("middlewares.hedging", "parallel_strategy"),
-    "pass_deadline_through": ("middlewares.retry", "pass_deadline_through"),
-    "retry_until_deadline_expired": ("middlewares.retry", "retry_until_deadline_expired"),
-    "sequential_strategy": ("middlewares.retry", "sequential_strategy"),
-    "single_attempt_strategy": ("middlewares.strategy", "single_attempt_strategy"),
-    "split_deadline_between_attempts": ("middlewares.retry", "split_deadline_between_attempts"),
+    "ClientLog": ("aio_pipeline.middlewares.log", "ClientLog"),
+    "ClientTracing": ("aio_pipeline.middlewares.tracing", "ClientTracing"),
+    "DeadlineProvider": ("aio_pipeline.middlewares.retry", "DeadlineProvider"),
+    "MethodBasedStrategy": ("aio_pipeline.middlewares.strategy", "MethodBasedStrategy"),
+    "OpenTelemetryMetricsProvider": ("aio_pipeline.middlewares.otel", "OpenTelemetryMetricsProvider"),
+    "PROMETHEUS_METRICS_PROVIDER": ("aio_pipeline.middlewares.prometheus", "PROMETHEUS_METRICS_PROVIDER"),
+    "ParallelRequestStrategy": ("aio_pipeline.middlewares.hedging", "ParallelStrategy"),
+    "ParallelStrategy": ("aio_pipeline.middlewares.hedging", "ParallelStrategy"),
+    "PerCallStrategy": ("aio_pipeline.middlewares.strategy", "PerCallStrategy"),
+    "PrometheusMetricsProvider": ("aio_pipeline.middlewares.prometheus", "PrometheusMetricsProvider"),
+    "RetryUntilDeadlineExpiredStrategy": ("aio_pipeline.middlewares.retry", "RetryUntilDeadlineExpiredStrategy"),
+    "SequentialRequestStrategy": ("aio_pipeline.middlewares.retry", "SequentialStrategy"),
+    "SequentialStrategy": ("aio_pipeline.middlewares.retry", "SequentialStrategy"),
+    "ServerLog": ("aio_pipeline.middlewares.log", "ServerLog"),
+    "ServerTracing": ("aio_pipeline.middlewares.tracing", "ServerTracing"),
+    "SingleAttempt": ("aio_pipeline.middlewares.strategy", "SingleAttempt"),
+    "SingleAttemptRequestStrategy": ("aio_pipeline.middlewares.strategy", "SingleAttempt"),
+    "parallel_strategy": ("aio_pipeline.middlewares.hedging", "parallel_strategy"),
+    "pass_deadline_through": ("aio_pipeline.middlewares.retry", "pass_deadline_through"),
+    "retry_until_deadline_expired": ("aio_pipeline.middlewares.retry", "retry_until_deadline_expired"),
+    "sequential_strategy": ("aio_pipeline.middlewares.retry", "sequential_strategy"),
+    "current_trace_ids": ("aio_pipeline.middlewares.tracing", "current_trace_ids"),
+    "single_attempt_strategy": ("aio_pipeline.middlewares.strategy", "single_attempt_strategy"),
+    "split_deadline_between_attempts": ("aio_pipeline.middlewares.retry", "split_deadline_between_attempts"),
 }
 
 

@@ -1,21 +1,58 @@
-"""``Client``: an endpoint plus a pipeline. Concerns live in middlewares, not here."""
+"""``Pipeline`` (middlewares over a transport) and ``Client`` (an endpoint plus a pipeline).
+Concerns live in middlewares, not here."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Iterable
 from types import TracebackType
 
-from ._deadline import Deadline
-from ._pipeline import Middleware, Pipeline
-from ._priority import Priority
-from ._request import Request, new_request
-from ._response import Response
-from ._url import check_endpoint
+from ._pipeline import Middleware, compose
+from ._transport import Transport
+from .extensions import STRATEGY
+from .http import Request, Response, check_endpoint, new_request
+from .propagation import Deadline, Priority
 
-__all__ = ["STRATEGY_EXTENSION", "Client", "ResponseContext"]
+__all__ = ["Client", "Pipeline", "ResponseContext"]
 
-#: The request extension carrying a strategy chosen for one call; ``PerCallStrategy`` (in the
-#: client's pipeline, where the strategy goes) runs it instead of its default.
-STRATEGY_EXTENSION = "aio_pipeline.strategy"
+
+class Pipeline:
+    """Client middlewares stacked over a transport: ``await pipeline(request)``.
+
+    The terminal handler is ``transport.send_request``: the request goes to its ``endpoint``
+    within what is left of ``request.deadline`` (no bound when it has none). An expired
+    deadline fails with ``DeadlineExceededError`` before touching the network.
+    """
+
+    __slots__ = ("_handler", "middlewares", "transport")
+
+    def __init__(self, transport: Transport, middlewares: Iterable[Middleware[Request, Response]] = ()) -> None:
+        if not isinstance(transport, Transport):
+            raise ValueError(f"transport must be a Transport such as AioHttpTransport(session), got {transport!r}")
+        self.transport = transport
+        self.middlewares: tuple[Middleware[Request, Response], ...] = tuple(middlewares)
+        for middleware in self.middlewares:
+            if not callable(middleware):
+                raise ValueError(f"middlewares must be callables (request, call_next), got {middleware!r}")
+        self._handler = compose(self.middlewares, transport.send_request)
+
+    def __repr__(self) -> str:
+        names = [getattr(m, "__qualname__", type(m).__qualname__) for m in self.middlewares]
+        return f"Pipeline({' -> '.join([*names, type(self.transport).__qualname__])})"
+
+    def __call__(self, request: Request) -> Awaitable[Response]:
+        return self._handler(request)
+
+    async def aclose(self) -> None:
+        """Close the transport (which leaves a user's own session open)."""
+        await self.transport.aclose()
+
+    async def __aenter__(self) -> Pipeline:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
 
 class ResponseContext:
@@ -82,7 +119,7 @@ class Client:
             }
         )
         if strategy is not None:
-            request = request.with_extension(STRATEGY_EXTENSION, strategy)
+            request = STRATEGY.on(request, strategy)
         return ResponseContext(self.pipeline, request)
 
     async def aclose(self) -> None:

@@ -1,4 +1,4 @@
-"""The whole framework in two type names, one function and one class.
+"""The whole framework in two type names and one function (``link`` is its one step).
 
 A ``Handler`` takes a request and returns a response. A ``Middleware`` takes a request and
 ``call_next`` (the rest of the chain) and returns a response; it may change the request (by
@@ -15,14 +15,9 @@ function that passes ``call_next`` along on every request; the library's middlew
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from types import TracebackType
 from typing import TypeAlias, TypeVar
 
-from ._request import Request
-from ._response import Response
-from ._transport import Transport
-
-__all__ = ["Handler", "Middleware", "Pipeline", "compose", "link"]
+__all__ = ["Handler", "Middleware", "compose", "link"]
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -54,43 +49,3 @@ def link(
         linked: Handler[RequestT, ResponseT] = own(call_next)
         return linked
     return lambda request: middleware(request, call_next)
-
-
-class Pipeline:
-    """Client middlewares stacked over a transport: ``await pipeline(request)``.
-
-    The terminal handler is ``transport.send_request``: the request goes to its ``endpoint``
-    within what is left of ``request.deadline`` (no bound when it has none). An expired
-    deadline fails with ``DeadlineExceededError`` before touching the network.
-    """
-
-    __slots__ = ("_handler", "middlewares", "transport")
-
-    def __init__(self, transport: Transport, middlewares: Iterable[Middleware[Request, Response]] = ()) -> None:
-        if not isinstance(transport, Transport):
-            raise ValueError(f"transport must be a Transport such as AioHttpTransport(session), got {transport!r}")
-        self.transport = transport
-        self.middlewares: tuple[Middleware[Request, Response], ...] = tuple(middlewares)
-        for middleware in self.middlewares:
-            if not callable(middleware):
-                raise ValueError(f"middlewares must be callables (request, call_next), got {middleware!r}")
-        self._handler = compose(self.middlewares, transport.send_request)
-
-    def __repr__(self) -> str:
-        names = [getattr(m, "__qualname__", type(m).__qualname__) for m in self.middlewares]
-        return f"Pipeline({' -> '.join([*names, type(self.transport).__qualname__])})"
-
-    def __call__(self, request: Request) -> Awaitable[Response]:
-        return self._handler(request)
-
-    async def aclose(self) -> None:
-        """Close the transport (which leaves a user's own session open)."""
-        await self.transport.aclose()
-
-    async def __aenter__(self) -> Pipeline:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()

@@ -12,13 +12,11 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ._deadline import _now
-from ._errors import DeadlineRejectedError
-from ._request import Request
-from ._response import Response
+from .http import Request, Response
+from .propagation import time_to_send
 
 if TYPE_CHECKING:
-    from ._metrics import MetricsProvider
+    from .observe import MetricsProvider
 
 __all__ = ["Transport"]
 
@@ -53,10 +51,7 @@ class Transport(abc.ABC):
         deadline = request.deadline
         if deadline is None:
             return self.send(request.endpoint, request, None)
-        timeout = deadline.deadline_at - _now()
-        if timeout <= 0:
-            raise DeadlineRejectedError("deadline expired before sending", request=request)
-        return self.send(request.endpoint, request, timeout)
+        return self.send(request.endpoint, request, time_to_send(deadline, request))
 
     async def aclose(self) -> None:
         """Release what the transport owns. A session passed in by the user is the user's."""

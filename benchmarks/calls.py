@@ -94,11 +94,11 @@ def setup_full_logged(session: aiohttp.ClientSession, base: str) -> Call:
 
 def native_full(session: aiohttp.ClientSession, base: str) -> Call:
     """The same stack assembled by hand with ``Pipeline``, as ``examples/custom_pipeline.py`` does."""
-    from middlewares.circuit_breaker import CircuitBreakerMiddleware
-    from middlewares.deadline import ClientDeadline
-    from middlewares.priority import ClientPriority
-    from middlewares.strategy import SingleAttempt
-    from middlewares.wire import SystemHeaders
+    from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
+    from aio_pipeline.middlewares.deadline import ClientDeadline
+    from aio_pipeline.middlewares.priority import ClientPriority
+    from aio_pipeline.middlewares.strategy import SingleAttempt
+    from aio_pipeline.middlewares.wire import SystemHeaders
 
     metrics = ap.PrometheusMetricsProvider(registry=_registry())
     pipeline = ap.Pipeline(

@@ -99,7 +99,7 @@ def metrics_provider() -> tuple[Any, Any] | tuple[None, None]:
     provider_class = getattr(ap, "PrometheusMetricsProvider", None)
     if provider_class is None:
         try:
-            from middlewares.metrics import PrometheusMetricsProvider as provider_class
+            from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider as provider_class
         except ImportError:
             return None, None
     registry = CollectorRegistry()

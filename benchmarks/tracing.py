@@ -60,7 +60,7 @@ def providers() -> dict[str, Any]:
 def client(tracer_provider: Any, tracing: bool) -> ap.Client:
     from prometheus_client import CollectorRegistry
 
-    from middlewares.tracing import client_tracing_setup
+    from aio_pipeline.middlewares.tracing import client_tracing_setup
 
     breaker: ap.DefaultCircuitBreaker[str, Any] = ap.DefaultCircuitBreaker(
         break_duration=1.0, sampling_duration=10.0, minimum_throughput=10**9, failure_threshold=1.0

@@ -128,11 +128,11 @@ def pipeline_native(session: aiohttp.ClientSession, httpx_client: Any, base: str
     """The same stack assembled by hand with ``Pipeline``."""
     from prometheus_client import CollectorRegistry
 
-    from middlewares.circuit_breaker import CircuitBreakerMiddleware
-    from middlewares.deadline import ClientDeadline
-    from middlewares.priority import ClientPriority
-    from middlewares.strategy import SingleAttempt
-    from middlewares.wire import SystemHeaders
+    from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
+    from aio_pipeline.middlewares.deadline import ClientDeadline
+    from aio_pipeline.middlewares.priority import ClientPriority
+    from aio_pipeline.middlewares.strategy import SingleAttempt
+    from aio_pipeline.middlewares.wire import SystemHeaders
 
     metrics = ap.PrometheusMetricsProvider(registry=CollectorRegistry())
     stack = [

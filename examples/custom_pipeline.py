@@ -28,13 +28,13 @@ from aiohttp import web
 
 import aio_pipeline as ap
 from aio_pipeline import Handler, Request, Response
+from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
+from aio_pipeline.middlewares.deadline import ClientDeadline, ServerDeadline
+from aio_pipeline.middlewares.priority import ClientPriority, ServerPriority
+from aio_pipeline.middlewares.retry import SequentialStrategy
+from aio_pipeline.middlewares.strategy import PerCallStrategy
+from aio_pipeline.middlewares.wire import SystemHeaders
 from aio_pipeline.server.aiohttp import aiohttp_handler_timeout, aiohttp_server_middleware
-from middlewares.circuit_breaker import CircuitBreakerMiddleware
-from middlewares.deadline import ClientDeadline, ServerDeadline
-from middlewares.priority import ClientPriority, ServerPriority
-from middlewares.retry import SequentialStrategy
-from middlewares.strategy import PerCallStrategy
-from middlewares.wire import SystemHeaders
 
 TENANT: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenant", default=None)
 BACKEND = web.AppKey("backend", ap.Client)

@@ -20,11 +20,11 @@ from aiohttp import web
 
 import aio_pipeline as ap
 from aio_pipeline.adapters.aiohttp_client import aiohttp_client_middlewares
-from middlewares.circuit_breaker import CircuitBreakerMiddleware
-from middlewares.deadline import ClientDeadline
-from middlewares.priority import ClientPriority
-from middlewares.strategy import PerCallStrategy
-from middlewares.wire import SystemHeaders
+from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.priority import ClientPriority
+from aio_pipeline.middlewares.strategy import PerCallStrategy
+from aio_pipeline.middlewares.wire import SystemHeaders
 
 # --- the existing code, unchanged --------------------------------------------------------------
 

@@ -27,13 +27,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import aio_pipeline as ap
-from middlewares.deadline import ClientDeadline
-from middlewares.hedging import ParallelStrategy
-from middlewares.priority import ClientPriority
-from middlewares.retry import SequentialStrategy
-from middlewares.strategy import PerCallStrategy
-from middlewares.tracing import ClientTracing
-from middlewares.wire import SystemHeaders
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.hedging import ParallelStrategy
+from aio_pipeline.middlewares.priority import ClientPriority
+from aio_pipeline.middlewares.retry import SequentialStrategy
+from aio_pipeline.middlewares.strategy import PerCallStrategy
+from aio_pipeline.middlewares.tracing import ClientTracing
+from aio_pipeline.middlewares.wire import SystemHeaders
 
 HOST = "127.0.0.1"
 INVENTORY = web.AppKey("inventory", ap.Client)

@@ -22,9 +22,9 @@ import aiohttp
 from aiohttp import web
 
 import aio_pipeline as ap
-from middlewares.deadline import ClientDeadline
-from middlewares.priority import ClientPriority
-from middlewares.wire import SystemHeaders
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.priority import ClientPriority
+from aio_pipeline.middlewares.wire import SystemHeaders
 
 HOST = "127.0.0.1"
 INVENTORY = web.AppKey("inventory", ap.Client)

@@ -14,14 +14,11 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
-from aio_pipeline._checks import check_kind
-from aio_pipeline._circuit import CircuitBreaker, DefaultCircuitBreaker
-from aio_pipeline._classify import DefaultResponseClassifier, ResponseClassifier, ResponseVerdict
-from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD
-from aio_pipeline._errors import CircuitOpenError, InvalidRequestError
-from aio_pipeline._pipeline import Handler
-from aio_pipeline._request import Request
-from aio_pipeline._response import Response
+from aio_pipeline import CircuitOpenError, Handler, InvalidRequestError
+from aio_pipeline.circuit import CircuitBreaker, DefaultCircuitBreaker
+from aio_pipeline.http import Request, Response
+from aio_pipeline.policy import DefaultResponseClassifier, ResponseClassifier, ResponseVerdict, check_kind
+from aio_pipeline.propagation import LOW_TIMEOUT_THRESHOLD
 
 __all__ = ["CircuitBreakerMiddleware", "endpoint_authority"]
 

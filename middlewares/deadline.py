@@ -18,22 +18,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aio_pipeline._context import CONTEXT, Context, get_context, inherited_deadline
-from aio_pipeline._deadline import (
+from aio_pipeline import DeadlineExceededError, DeadlineRejectedError, Handler
+from aio_pipeline.http import Request, Response
+from aio_pipeline.propagation import (
+    CONTEXT,
     LOW_TIMEOUT_THRESHOLD,
+    TIMEOUT_HEADER,
+    Context,
     Deadline,
     DeadlineTimer,
+    InboundRequest,
     earliest,
+    get_context,
+    inherited_deadline,
     parse_timeout,
     within,
 )
-from aio_pipeline._errors import DeadlineExceededError, DeadlineRejectedError
-from aio_pipeline._pipeline import Handler
-from aio_pipeline._request import Request
-from aio_pipeline._response import Response
-from aio_pipeline._wire import TIMEOUT_HEADER, InboundRequest
 
-__all__ = ["ClientDeadline", "DeadlineRejectedError", "ServerDeadline", "earliest", "inbound_timeout"]
+__all__ = ["ClientDeadline", "ServerDeadline", "inbound_timeout"]
 
 InboundT = TypeVar("InboundT", bound=InboundRequest)
 ResponseT = TypeVar("ResponseT")

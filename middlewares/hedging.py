@@ -28,33 +28,34 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from aio_pipeline._budget import RetryBudget, budget_for
-from aio_pipeline._checks import check_kind, check_strategy_options
-from aio_pipeline._classify import Outcome, ResponseClassifier, classifier_for, close_all, is_repeatable
-from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD
-from aio_pipeline._delays import (
-    DelaysProvider,
-    RequestAttemptDelaysProvider,
-    delay_for,
-    latency_sample,
-    linear_backoff_delays,
-)
-from aio_pipeline._errors import TransportError
-from aio_pipeline._events import (
+from aio_pipeline import Handler, TransportError
+from aio_pipeline.extensions import budget_for, classifier_for, event_hooks_for
+from aio_pipeline.http import Request, Response
+from aio_pipeline.policy import (
     BudgetExhausted,
+    DelaysProvider,
     Emitter,
     EventHook,
     HedgeStarted,
+    Outcome,
+    RequestAttemptDelaysProvider,
+    ResponseClassifier,
     RetryAfterGaveUp,
     RetryAfterHonoured,
+    RetryBudget,
     RetryScheduled,
+    check_kind,
+    check_strategy_options,
+    close_all,
+    delay_for,
+    is_repeatable,
+    latency_sample,
+    linear_backoff_delays,
+    plan_wait,
+    retry_after_of,
     run_attempt,
 )
-from aio_pipeline._pipeline import Handler
-from aio_pipeline._priority import Priority
-from aio_pipeline._request import Request
-from aio_pipeline._response import Response
-from aio_pipeline._retry_after import plan_wait, retry_after_of
+from aio_pipeline.propagation import LOW_TIMEOUT_THRESHOLD, Priority
 
 __all__ = ["ParallelStrategy", "parallel_strategy"]
 
@@ -186,7 +187,7 @@ class _Race:
         self._request = request
         self._call_next = call_next
         self._loop = asyncio.get_running_loop()
-        self._events = Emitter(strategy.event_hooks, request)
+        self._events = Emitter(event_hooks_for(strategy.event_hooks, request))
         self._classifier = classifier_for(strategy.classifier, request)
         own = budget_for(strategy.budget, request)
         self._budgets = [budget for budget in (own, strategy.hedge_budget) if budget is not None]

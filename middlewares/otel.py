@@ -32,24 +32,24 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from aio_pipeline._circuit import CircuitStateChanged
-from aio_pipeline._deadline import loop_clock
-from aio_pipeline._errors import InvalidRequestError
-from aio_pipeline._events import BudgetExhausted, Event, EventHook
-from aio_pipeline._exchange import exchange_of, rejection, status_for
-from aio_pipeline._labels import (
+from aio_pipeline import Handler, InvalidRequestError, Middleware
+from aio_pipeline.circuit import CircuitStateChanged
+from aio_pipeline.http import Request, Response
+from aio_pipeline.observe import (
     ATTEMPT_KINDS,
     CIRCUIT_STATE_VALUES,
     HTTP_METHODS,
     MAX_ROUTES,
     RouteLabels,
+    ServerMiddleware,
+    exchange_of,
     library_error_name,
+    rejection,
     server_route,
+    status_for,
 )
-from aio_pipeline._metrics import ServerMiddleware
-from aio_pipeline._pipeline import Handler, Middleware
-from aio_pipeline._request import Request
-from aio_pipeline._response import Response
+from aio_pipeline.policy import BudgetExhausted, Event, EventHook
+from aio_pipeline.propagation import loop_clock
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, UpDownCounter

@@ -13,12 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from aio_pipeline._context import CONTEXT, Context, get_context
-from aio_pipeline._pipeline import Handler
-from aio_pipeline._priority import Priority
-from aio_pipeline._request import Request
-from aio_pipeline._response import Response
-from aio_pipeline._wire import PRIORITY_HEADER, InboundRequest
+from aio_pipeline import Handler
+from aio_pipeline.http import Request, Response
+from aio_pipeline.propagation import CONTEXT, PRIORITY_HEADER, Context, InboundRequest, Priority, get_context
 
 __all__ = ["ClientPriority", "ServerPriority"]
 

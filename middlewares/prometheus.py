@@ -48,26 +48,25 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
-from aio_pipeline._circuit import CircuitStateChanged
-from aio_pipeline._deadline import loop_clock
-from aio_pipeline._errors import InvalidRequestError
-from aio_pipeline._events import BudgetExhausted, Event, EventHook
-from aio_pipeline._exchange import CURRENT_EXCHANGE, rejection, status_for
-from aio_pipeline._labels import (
+from aio_pipeline import Handler, InvalidRequestError, Middleware
+from aio_pipeline.circuit import CircuitStateChanged
+from aio_pipeline.http import Request, Response, check_header_name
+from aio_pipeline.observe import (
     ATTEMPT_KINDS,
     CIRCUIT_STATE_VALUES,
+    CURRENT_EXCHANGE,
     HTTP_METHODS,
     MAX_ROUTES,
     RouteLabels,
+    ServerMiddleware,
     library_error_name,
+    rejection,
     server_route,
     service_name,
+    status_for,
 )
-from aio_pipeline._metrics import ServerMiddleware
-from aio_pipeline._pipeline import Handler, Middleware
-from aio_pipeline._request import Request
-from aio_pipeline._response import Response
-from aio_pipeline._wire import SERVICE_NAME_HEADER
+from aio_pipeline.policy import BudgetExhausted, Event, EventHook
+from aio_pipeline.propagation import SERVICE_NAME_HEADER, loop_clock
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -511,6 +510,7 @@ class PrometheusMetricsProvider:
 
     def __post_init__(self) -> None:
         RouteLabels(self.max_routes)  # checks it
+        check_header_name(self.client_header_name, "client_header_name")
         buckets = tuple(self.buckets)
         ok = bool(buckets) and all(isinstance(b, int | float) and 0 < b < math.inf for b in buckets)
         if not ok or list(buckets) != sorted(set(buckets)):

@@ -14,25 +14,32 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from aio_pipeline._budget import RetryBudget, budget_for
-from aio_pipeline._checks import check_strategy_options
-from aio_pipeline._classify import Outcome, ResponseClassifier, ResponseVerdict, classifier_for, is_repeatable
-from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, _now
-from aio_pipeline._delays import DelaysProvider, RequestAttemptDelaysProvider, delay_for, linear_backoff_delays
-from aio_pipeline._errors import DeadlineRejectedError
-from aio_pipeline._events import (
+from aio_pipeline import DeadlineRejectedError, Handler, Middleware
+from aio_pipeline.extensions import budget_for, classifier_for, event_hooks_for
+from aio_pipeline.http import Request, Response
+from aio_pipeline.policy import (
     BudgetExhausted,
+    DelaysProvider,
     Emitter,
     EventHook,
+    Outcome,
+    RequestAttemptDelaysProvider,
+    ResponseClassifier,
+    ResponseVerdict,
     RetryAfterGaveUp,
     RetryAfterHonoured,
+    RetryBudget,
     RetryScheduled,
+    WaitPlan,
+    check_strategy_options,
+    delay_for,
+    is_repeatable,
+    linear_backoff_delays,
+    plan_wait,
+    retry_after_of,
     run_attempt,
 )
-from aio_pipeline._pipeline import Handler, Middleware
-from aio_pipeline._request import Request
-from aio_pipeline._response import Response
-from aio_pipeline._retry_after import WaitPlan, plan_wait, retry_after_of
+from aio_pipeline.propagation import LOW_TIMEOUT_THRESHOLD, Deadline, loop_time
 
 __all__ = [
     "DeadlineProvider",
@@ -140,7 +147,7 @@ class SequentialStrategy:
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
         budget = budget_for(self.budget, request)
-        events = Emitter(self.event_hooks, request)
+        events = Emitter(event_hooks_for(self.event_hooks, request))
         classifier = classifier_for(self.classifier, request)
         # A learning delays provider is told what each attempt says of the endpoint's latency.
         latency = self.delays_provider if isinstance(self.delays_provider, RequestAttemptDelaysProvider) else None
@@ -160,7 +167,7 @@ class SequentialStrategy:
             if (
                 deadline is not None
                 and (attempt > 1 or deadline is not request.deadline)
-                and deadline.deadline_at - _now() < threshold
+                and deadline.deadline_at - loop_time() < threshold
             ):
                 if outcome is None:
                     raise DeadlineRejectedError(
@@ -320,7 +327,7 @@ class RetryUntilDeadlineExpiredStrategy:
         assert base is not None
         budget = budget_for(self.budget, request)
         classifier = classifier_for(self.classifier, request)
-        events = Emitter(self.event_hooks, request)
+        events = Emitter(event_hooks_for(self.event_hooks, request))
         threshold = LOW_TIMEOUT_THRESHOLD if self.low_timeout_threshold is None else self.low_timeout_threshold
         sent = 0
 

@@ -26,10 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from aio_pipeline._context import CONTEXT
-from aio_pipeline._deadline import loop_clock
-from aio_pipeline._errors import OverloadedError
-from aio_pipeline._priority import Priority
+from aio_pipeline import OverloadedError
+from aio_pipeline.propagation import CONTEXT, Priority, loop_clock
 
 __all__ = ["LoadShedding"]
 

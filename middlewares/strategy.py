@@ -17,23 +17,21 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import cast
 
-from aio_pipeline._budget import BUDGET_EXTENSION, RetryBudget, budget_for
-from aio_pipeline._checks import check_kind
-from aio_pipeline._classify import CLASSIFIER_EXTENSION, ResponseClassifier
-from aio_pipeline._client import STRATEGY_EXTENSION
-from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD
-from aio_pipeline._events import (
-    EVENT_HOOKS_EXTENSION,
+from aio_pipeline import Handler, Middleware, link
+from aio_pipeline.extensions import BUDGET, CLASSIFIER, EVENT_HOOKS, STRATEGY, budget_for, event_hooks_for
+from aio_pipeline.http import IDEMPOTENT_METHODS, Request, Response
+from aio_pipeline.policy import (
     AttemptFinished,
     AttemptStarted,
     Emitter,
     EventHook,
+    ResponseClassifier,
+    RetryBudget,
+    check_kind,
     run_attempt,
     wants,
 )
-from aio_pipeline._pipeline import Handler, Middleware, link
-from aio_pipeline._request import IDEMPOTENT_METHODS, Request
-from aio_pipeline._response import Response
+from aio_pipeline.propagation import LOW_TIMEOUT_THRESHOLD
 
 __all__ = ["MethodBasedStrategy", "PerCallStrategy", "SingleAttempt", "single_attempt_strategy"]
 
@@ -78,7 +76,7 @@ class SingleAttempt:
 
         def once(request: Request) -> Awaitable[Response]:
             extensions = request.extensions
-            if quiet and EVENT_HOOKS_EXTENSION not in extensions and BUDGET_EXTENSION not in extensions:
+            if quiet and EVENT_HOOKS.name not in extensions and BUDGET.name not in extensions:
                 # The usual call: count it in the budget and hand on call_next's awaitable; no
                 # outcome to build, no frame of its own left on the call's stack.
                 if budget is not None:
@@ -99,7 +97,7 @@ class SingleAttempt:
             budget.deposit()
         if request.attempt != 1 or request.attempt_kind != "first":
             request = request.replace(attempt=1, attempt_kind="first")
-        events = Emitter(self.event_hooks, request)
+        events = Emitter(event_hooks_for(self.event_hooks, request))
         if not events:  # nobody listens: no outcome to build, the hot path of most calls
             return await call_next(request)
         outcome = await run_attempt(call_next, request, None, events)
@@ -113,7 +111,7 @@ def single_attempt_strategy() -> SingleAttempt:
 
 @dataclass(frozen=True, slots=True)
 class PerCallStrategy:
-    """Runs the strategy chosen for this call (``request.extensions[STRATEGY_EXTENSION]``, set by
+    """Runs the strategy chosen for this call (``aio_pipeline.extensions.STRATEGY``, set by
     ``Client.request(..., strategy=...)``), else ``default`` (``SingleAttempt()``).
 
     A strategy chosen per call is the caller's explicit choice, so it applies to any method: the
@@ -161,10 +159,10 @@ class PerCallStrategy:
         def dispatch(request: Request) -> Awaitable[Response]:
             extensions = request.extensions
             if (
-                STRATEGY_EXTENSION not in extensions
-                and BUDGET_EXTENSION not in extensions
-                and CLASSIFIER_EXTENSION not in extensions
-                and EVENT_HOOKS_EXTENSION not in extensions
+                STRATEGY.name not in extensions
+                and BUDGET.name not in extensions
+                and CLASSIFIER.name not in extensions
+                and EVENT_HOOKS.name not in extensions
             ):
                 return default(request)
             return per_call(request, call_next)
@@ -179,16 +177,16 @@ class PerCallStrategy:
         to the strategy through the request's extensions."""
         extensions = request.extensions
         added: dict[str, object] = {}
-        if self.budget is not None and BUDGET_EXTENSION not in extensions:
-            added[BUDGET_EXTENSION] = self.budget
-        if self.classifier is not None and CLASSIFIER_EXTENSION not in extensions:
-            added[CLASSIFIER_EXTENSION] = self.classifier
+        if self.budget is not None and BUDGET.name not in extensions:
+            added[BUDGET.name] = self.budget
+        if self.classifier is not None and CLASSIFIER.name not in extensions:
+            added[CLASSIFIER.name] = self.classifier
         if self.event_hooks:
-            added[EVENT_HOOKS_EXTENSION] = (*extensions.get(EVENT_HOOKS_EXTENSION, ()), *self.event_hooks)
-        chosen = extensions.get(STRATEGY_EXTENSION)
+            added[EVENT_HOOKS.name] = (*(EVENT_HOOKS.get(request) or ()), *self.event_hooks)
+        chosen = STRATEGY.get(request)
         if chosen is not None:  # the caller's explicit choice: repeatable whatever the method
             request = request.replace(extensions=MappingProxyType({**extensions, **added}), retryable=True)
-            strategy = cast(Middleware[Request, Response], chosen)
+            strategy = chosen
             if (
                 self.low_timeout_threshold != LOW_TIMEOUT_THRESHOLD
                 and getattr(strategy, "low_timeout_threshold", 0) is None

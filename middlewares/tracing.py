@@ -93,10 +93,21 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
-from aio_pipeline._circuit import CircuitStateChanged
-from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD, loop_clock, parse_timeout
-from aio_pipeline._errors import CircuitOpenError, InvalidRequestError
-from aio_pipeline._events import (
+from aio_pipeline import CircuitOpenError, Handler, InvalidRequestError, Middleware
+from aio_pipeline.circuit import CircuitStateChanged
+from aio_pipeline.http import Request, Response, check_header_name
+from aio_pipeline.observe import (
+    HTTP_METHODS,
+    MAX_ROUTES,
+    RouteLabels,
+    exchange_of,
+    library_error_name,
+    rejection,
+    server_route,
+    service_name,
+    status_for,
+)
+from aio_pipeline.policy import (
     BudgetExhausted,
     Event,
     EventHook,
@@ -105,13 +116,16 @@ from aio_pipeline._events import (
     RetryAfterHonoured,
     RetryScheduled,
 )
-from aio_pipeline._exchange import exchange_of, rejection, status_for
-from aio_pipeline._labels import HTTP_METHODS, MAX_ROUTES, RouteLabels, library_error_name, server_route, service_name
-from aio_pipeline._pipeline import Handler, Middleware
-from aio_pipeline._priority import Priority
-from aio_pipeline._request import Request
-from aio_pipeline._response import Response
-from aio_pipeline._wire import ATTEMPT_HEADER, PRIORITY_HEADER, SERVICE_NAME_HEADER, TIMEOUT_HEADER
+from aio_pipeline.propagation import (
+    ATTEMPT_HEADER,
+    LOW_TIMEOUT_THRESHOLD,
+    PRIORITY_HEADER,
+    SERVICE_NAME_HEADER,
+    TIMEOUT_HEADER,
+    Priority,
+    loop_clock,
+    parse_timeout,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context as OtelContext
@@ -567,6 +581,7 @@ class ServerTracing:
     client_header_name: str = SERVICE_NAME_HEADER
 
     def __post_init__(self) -> None:
+        check_header_name(self.client_header_name, "client_header_name")
         _opentelemetry()
 
     def link(self, call_next: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
@@ -631,9 +646,9 @@ class ServerTracing:
 #: Our observers that take a ``trace_ids`` option, by exact type (a user's subclass is used as given).
 _TRACE_AWARE: Final = frozenset(
     {
-        ("middlewares.log", "ClientLog"),
-        ("middlewares.log", "ServerLog"),
-        ("middlewares.metrics", "PrometheusMetricsProvider"),
+        ("aio_pipeline.middlewares.log", "ClientLog"),
+        ("aio_pipeline.middlewares.log", "ServerLog"),
+        ("aio_pipeline.middlewares.prometheus", "PrometheusMetricsProvider"),
     }
 )
 

@@ -17,12 +17,9 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from aio_pipeline._headers import Headers
-from aio_pipeline._pipeline import Handler
-from aio_pipeline._priority import Priority
-from aio_pipeline._request import Request
-from aio_pipeline._response import Response
-from aio_pipeline._wire import ATTEMPT_HEADER, PRIORITY_HEADER, TIMEOUT_HEADER, timeout_header_value
+from aio_pipeline import Handler
+from aio_pipeline.http import Headers, Request, Response
+from aio_pipeline.propagation import ATTEMPT_HEADER, PRIORITY_HEADER, TIMEOUT_HEADER, Priority, timeout_header_value
 
 __all__ = ["SystemHeaders", "system_headers"]
 

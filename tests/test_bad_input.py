@@ -38,14 +38,14 @@ from aio_pipeline import (
     Response,
     Transport,
 )
+from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
+from aio_pipeline.middlewares.deadline import ClientDeadline, ServerDeadline
+from aio_pipeline.middlewares.hedging import ParallelStrategy
+from aio_pipeline.middlewares.priority import ClientPriority, ServerPriority
+from aio_pipeline.middlewares.retry import SequentialStrategy
+from aio_pipeline.middlewares.shedding import LoadShedding
+from aio_pipeline.middlewares.strategy import MethodBasedStrategy, PerCallStrategy, SingleAttempt
 from aio_pipeline.testing import FakeTransport
-from middlewares.circuit_breaker import CircuitBreakerMiddleware
-from middlewares.deadline import ClientDeadline, ServerDeadline
-from middlewares.hedging import ParallelStrategy
-from middlewares.priority import ClientPriority, ServerPriority
-from middlewares.retry import SequentialStrategy
-from middlewares.shedding import LoadShedding
-from middlewares.strategy import MethodBasedStrategy, PerCallStrategy, SingleAttempt
 
 if TYPE_CHECKING:
     from conftest import Server
@@ -169,6 +169,11 @@ CHECKED = [
     case("middlewares", lambda: ap.aiohttp_client_middlewares([3])),  # type: ignore[list-item]
     case("middlewares", lambda: ap.HttpxPipelineTransport([3]), needs="httpx"),  # type: ignore[list-item]
     case("buckets", lambda: ap.PrometheusMetricsProvider(buckets=[2.0, 1.0])),
+    case("client_header_name", lambda: ap.PrometheusMetricsProvider(client_header_name="X Service")),
+    case("client_header_name", lambda: ap.aiohttp_middleware_factory(client_header_name="")),
+    # tracing (OpenTelemetry's API is needed to build them at all)
+    case("max_routes", lambda: ap.ClientTracing(max_routes=0), needs="opentelemetry"),
+    case("client_header_name", lambda: ap.ServerTracing(client_header_name="a:b"), needs="opentelemetry"),
 ]
 # fmt: on
 
@@ -193,7 +198,7 @@ NOT_CONFIGURATION = {
     "OverloadedError", "PipelineError", "RejectedError", "TooManyRedirectsError", "TransportError",
     "CircuitState", "Priority", "ResponseVerdict", "Header", "Method",
     # functions of a request or a value, not configuration
-    "compose", "parse_retry_after", "with_event_hook", "get_context", "set_context", "detached",
+    "compose", "link", "parse_retry_after", "with_event_hook", "get_context", "set_context", "detached",
     "request", "request_json", "get", "head", "options", "delete", "post", "put", "patch",
     "post_json", "put_json", "patch_json",
     # aliases and factories of names in CHECKED
@@ -215,7 +220,7 @@ NOT_CONFIGURATION = {
 MIDDLEWARE_MODULES = ["deadline", "priority", "strategy", "retry", "hedging", "circuit_breaker", "shedding", "wire"]
 NOT_CONFIGURATION |= {
     "SystemHeaders", "system_headers",  # one bool
-    "earliest", "inbound_timeout", "endpoint_authority",  # functions of values
+    "inbound_timeout", "endpoint_authority",  # functions of values
     "CircuitBreakerMiddleware",  # objects only: see WRONG_KIND
 }  # fmt: skip
 
@@ -223,7 +228,7 @@ NOT_CONFIGURATION |= {
 def test_every_public_class_or_factory_with_options_is_in_the_catalogue() -> None:
     public = {name: getattr(ap, name) for name in ap.__all__}
     for module_name in MIDDLEWARE_MODULES:
-        module = importlib.import_module(f"middlewares.{module_name}")
+        module = importlib.import_module(f"aio_pipeline.middlewares.{module_name}")
         public.update({name: getattr(module, name) for name in module.__all__})
     covered = set(NOT_CONFIGURATION)
     for param in CHECKED:

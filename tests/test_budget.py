@@ -8,7 +8,8 @@ import math
 import pytest
 
 from aio_pipeline import get
-from aio_pipeline._budget import BUDGET_EXTENSION, RetryBudget, budget_for
+from aio_pipeline.extensions import BUDGET, budget_for
+from aio_pipeline.policy import RetryBudget
 
 
 class Clock:
@@ -106,11 +107,11 @@ def test_bad_options_raise_value_error_naming_the_parameter(options: dict[str, f
 
 def test_a_strategys_own_budget_wins_over_the_one_the_request_carries() -> None:
     carried, own = RetryBudget(), RetryBudget()
-    request = get("x").with_extension(BUDGET_EXTENSION, carried)
+    request = BUDGET.on(get("x"), carried)
     assert budget_for(own, request) is own
     assert budget_for(None, request) is carried
     assert budget_for(None, get("x")) is None
-    assert budget_for(None, get("x").with_extension(BUDGET_EXTENSION, "not a budget")) is None
+    assert budget_for(None, get("x").with_extension(BUDGET.name, "not a budget")) is None
 
 
 def test_budgets_compare_by_identity() -> None:

@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from aio_pipeline import CircuitOpenError, InvalidRequestError
-from aio_pipeline._circuit import (
+from aio_pipeline.circuit import (
     CircuitPermit,
     CircuitState,
     CircuitStateChanged,
     DefaultCircuitBreaker,
     NoopCircuitBreaker,
+    SlidingWindow,
 )
-from aio_pipeline._circuit_window import SlidingWindow
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 

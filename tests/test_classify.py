@@ -15,7 +15,7 @@ from aio_pipeline import (
     get,
     post,
 )
-from aio_pipeline._classify import (
+from aio_pipeline.policy import (
     DefaultResponseClassifier,
     Outcome,
     ResponseClassifier,

@@ -8,7 +8,7 @@ import contextvars
 import pytest
 
 from aio_pipeline import Deadline, Priority
-from aio_pipeline._context import Context, detached, get_context, set_context
+from aio_pipeline.propagation import Context, detached, get_context, set_context
 
 
 def test_outside_any_request_nothing_is_inherited() -> None:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aio_pipeline import Deadline
-from aio_pipeline._deadline import MAX_WIRE_TIMEOUT, format_timeout, parse_timeout
+from aio_pipeline.propagation import MAX_WIRE_TIMEOUT, format_timeout, parse_timeout
 
 
 @pytest.mark.asyncio

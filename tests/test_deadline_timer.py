@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from aio_pipeline import Deadline, DeadlineExceededError, detached
-from aio_pipeline._deadline import DeadlineTimer, covered, covering
+from aio_pipeline.propagation import DeadlineTimer, covered, covering
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
 

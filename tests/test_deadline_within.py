@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from aio_pipeline import DeadlineExceededError
-from aio_pipeline._deadline import within
+from aio_pipeline.propagation import within
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
 

@@ -21,12 +21,12 @@ from aio_pipeline import (
     get,
     post,
 )
-from aio_pipeline._classify import Result
-from aio_pipeline._delays import (
+from aio_pipeline.policy import (
     ConstantDelays,
     ExponentialBackoffDelays,
     LinearBackoffDelays,
     PercentileBasedRequestAttemptDelaysProvider,
+    Result,
     constant_delays,
     delay_for,
     exponential_backoff_delays,

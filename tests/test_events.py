@@ -8,16 +8,17 @@ import logging
 import pytest
 
 from aio_pipeline import ConnectError, Deadline, Request, RequestAttemptDelaysProvider, Response, get
-from aio_pipeline._classify import DefaultResponseClassifier, ResponseClassifier, ResponseVerdict
-from aio_pipeline._events import (
-    EVENT_HOOKS_EXTENSION,
+from aio_pipeline.extensions import EVENT_HOOKS, event_hooks_for, with_event_hook
+from aio_pipeline.policy import (
     AttemptFinished,
     AttemptStarted,
+    DefaultResponseClassifier,
     Emitter,
     Event,
+    ResponseClassifier,
+    ResponseVerdict,
     RetryScheduled,
     run_attempt,
-    with_event_hook,
 )
 
 
@@ -26,15 +27,15 @@ def test_emitter_calls_the_strategys_hooks_then_the_requests() -> None:
     request = with_event_hook(
         with_event_hook(get("x"), lambda e: seen.append("request 1")), lambda e: seen.append("request 2")
     )
-    emitter = Emitter([lambda e: seen.append("own")], request)
+    emitter = Emitter(event_hooks_for([lambda e: seen.append("own")], request))
     assert emitter
     emitter.emit(RetryScheduled(request, 2, 0.1))
     assert seen == ["own", "request 1", "request 2"]
-    assert len(request.extensions[EVENT_HOOKS_EXTENSION]) == 2
+    assert len(EVENT_HOOKS.get(request) or ()) == 2
 
 
 def test_an_emitter_without_hooks_is_false() -> None:
-    assert not Emitter((), get("x"))
+    assert not Emitter(())
 
 
 def test_a_failing_hook_is_logged_and_the_others_still_run(caplog: pytest.LogCaptureFixture) -> None:
@@ -43,7 +44,7 @@ def test_a_failing_hook_is_logged_and_the_others_still_run(caplog: pytest.LogCap
     def broken(event: Event) -> None:
         raise RuntimeError("metrics backend down")
 
-    emitter = Emitter([broken, seen.append], get("x"))
+    emitter = Emitter([broken, seen.append])
     with caplog.at_level(logging.ERROR, logger="aio_pipeline.events"):
         emitter.emit(RetryScheduled(get("x"), 2, 0.1))
     assert len(seen) == 1
@@ -65,7 +66,7 @@ async def test_run_attempt_reports_start_and_end_with_the_verdict() -> None:
         await asyncio.sleep(0.25)
         return Response(503)
 
-    outcome = await run_attempt(slow, get("x"), DefaultResponseClassifier(), Emitter([seen.append], get("x")))
+    outcome = await run_attempt(slow, get("x"), DefaultResponseClassifier(), Emitter([seen.append]))
     assert outcome.verdict is ResponseVerdict.REJECT and outcome.elapsed == pytest.approx(0.25)
     started, finished = seen
     assert isinstance(started, AttemptStarted) and isinstance(finished, AttemptFinished)
@@ -80,7 +81,7 @@ async def test_run_attempt_catches_exceptions_as_outcomes() -> None:
         raise error
 
     seen: list[Event] = []
-    outcome = await run_attempt(refused, get("x"), DefaultResponseClassifier(), Emitter([seen.append], get("x")))
+    outcome = await run_attempt(refused, get("x"), DefaultResponseClassifier(), Emitter([seen.append]))
     assert outcome.result is error and outcome.verdict is ResponseVerdict.REJECT
     assert isinstance(seen[1], AttemptFinished) and seen[1].result is error and seen[1].status is None
 
@@ -93,9 +94,7 @@ async def test_run_attempt_lets_cancellation_through_and_reports_it() -> None:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    task = asyncio.create_task(
-        run_attempt(hangs, get("x"), DefaultResponseClassifier(), Emitter([seen.append], get("x")))
-    )
+    task = asyncio.create_task(run_attempt(hangs, get("x"), DefaultResponseClassifier(), Emitter([seen.append])))
     await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -116,7 +115,7 @@ async def test_a_broken_classifier_does_not_leak_the_response() -> None:
         return response
 
     with pytest.raises(ZeroDivisionError):
-        await run_attempt(answer, get("x"), Broken(), Emitter((), get("x")))
+        await run_attempt(answer, get("x"), Broken(), Emitter(()))
     assert response.closed
 
 
@@ -142,7 +141,7 @@ async def test_run_attempt_tells_the_latency_tracker_what_latency_sample_rules()
         raise AssertionError("unreachable")
 
     recorder = Recorder()
-    classifier, events = DefaultResponseClassifier(), Emitter((), get("x"))
+    classifier, events = DefaultResponseClassifier(), Emitter(())
     await run_attempt(answers, get("x"), classifier, events, recorder)
     deadline = Deadline.from_timeout(0.5)
     for cut_after in (0.5, 0.1):  # at its deadline (a sample), then long before it (none)

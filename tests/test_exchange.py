@@ -17,7 +17,7 @@ from aio_pipeline import (
     OverloadedError,
     get,
 )
-from aio_pipeline._exchange import CURRENT_EXCHANGE, Exchange, exchange_of, rejection, status_for
+from aio_pipeline.observe import CURRENT_EXCHANGE, Exchange, exchange_of, rejection, status_for
 
 
 class RaisedResponse(Exception):

@@ -46,14 +46,14 @@ from aio_pipeline import (
     sequential_strategy,
     setup,
 )
-from aio_pipeline._context import get_context
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.hedging import ParallelStrategy
+from aio_pipeline.middlewares.retry import SequentialStrategy
+from aio_pipeline.middlewares.shedding import LoadShedding
+from aio_pipeline.middlewares.strategy import PerCallStrategy
+from aio_pipeline.propagation import get_context
 from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
 from aio_pipeline.testing import FakeTransport
-from middlewares.deadline import ClientDeadline
-from middlewares.hedging import ParallelStrategy
-from middlewares.retry import SequentialStrategy
-from middlewares.shedding import LoadShedding
-from middlewares.strategy import PerCallStrategy
 
 if TYPE_CHECKING:
     from conftest import StartRawServer
@@ -256,7 +256,8 @@ SERVICE_NAME = st.one_of(
 
 @pytest_asyncio.fixture
 async def metered_server() -> AsyncIterator[tuple[int, Any]]:
-    metrics = pytest.importorskip("middlewares.metrics", reason="the Prometheus provider is not there yet")
+    from aio_pipeline.middlewares import prometheus as metrics
+
     prometheus_client = pytest.importorskip("prometheus_client")
     registry = prometheus_client.CollectorRegistry()
     provider = metrics.PrometheusMetricsProvider(registry=registry)

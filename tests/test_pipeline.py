@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from aio_pipeline import Deadline, DeadlineExceededError, Pipeline, Response, compose, get
-from aio_pipeline._pipeline import Handler
+from aio_pipeline import Deadline, DeadlineExceededError, Handler, Pipeline, Response, compose, get
 from aio_pipeline.testing import FakeTransport
 
 

@@ -22,11 +22,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aio_pipeline import AioHttpTransport, Client, Deadline, DeadlineExceededError, Pipeline, Priority, get
-from aio_pipeline._context import Context, get_context, set_context
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.priority import ClientPriority
+from aio_pipeline.middlewares.wire import SystemHeaders
+from aio_pipeline.propagation import Context, get_context, set_context
 from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
-from middlewares.deadline import ClientDeadline
-from middlewares.priority import ClientPriority
-from middlewares.wire import SystemHeaders
 
 HOST = "127.0.0.1"
 #: How far a header may be from the time really left at the hop that receives it.

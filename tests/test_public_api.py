@@ -29,9 +29,9 @@ def test_importing_the_core_and_middlewares_imports_no_optional_library() -> Non
     code = textwrap.dedent(
         f"""
         import sys, pkgutil, importlib
-        import aio_pipeline, middlewares
-        for info in pkgutil.iter_modules(middlewares.__path__):
-            importlib.import_module("middlewares." + info.name)
+        import aio_pipeline, aio_pipeline.middlewares
+        for info in pkgutil.iter_modules(aio_pipeline.middlewares.__path__):
+            importlib.import_module("aio_pipeline.middlewares." + info.name)
         loaded = sorted(m for m in {OPTIONAL!r} if m in sys.modules)
         assert loaded == [], loaded
         print("ok")

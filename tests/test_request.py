@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import aio_pipeline as ap
 from aio_pipeline import InvalidRequestError, Request
-from aio_pipeline._url import join_url
+from aio_pipeline.http import join_url
 
 BUILDERS = [ap.get, ap.head, ap.options, ap.delete, ap.post, ap.put, ap.patch]
 

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aio_pipeline import Response, TransportError
-from aio_pipeline._deadline import LOW_TIMEOUT_THRESHOLD
-from aio_pipeline._retry_after import parse_retry_after, plan_wait, retry_after_of
+from aio_pipeline.policy import parse_retry_after, plan_wait, retry_after_of
+from aio_pipeline.propagation import LOW_TIMEOUT_THRESHOLD
 
 
 @pytest.mark.parametrize(

@@ -33,17 +33,16 @@ import copy
 import warnings
 from collections.abc import Iterable
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import payload
 
-from .._deadline import covered, within
 from .._errors import DeadlineExceededError, InvalidRequestError, PipelineError
-from .._headers import Headers
 from .._pipeline import Middleware, compose
-from .._request import Request
-from .._response import Response
+from ..extensions import AIOHTTP_CALL
+from ..http import Headers, Request, Response
+from ..propagation import covered, time_to_send, within
 from ..transports.aiohttp import map_error
 
 if TYPE_CHECKING:
@@ -52,7 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["aiohttp_client_middlewares"]
 
 #: The request extension carrying the aiohttp side of one run (``_Call``) to the terminal handler.
-_CALL: Final = "aio_pipeline.aiohttp_call"
 
 
 def aiohttp_client_middlewares(
@@ -99,7 +97,7 @@ class _PipelineMiddleware:
             url=str(origin.url),
             headers=Headers(origin.headers.items()),
             body=body,
-            extensions=MappingProxyType({_CALL: call}),
+            extensions=MappingProxyType({AIOHTTP_CALL.name: call}),
         )
         try:
             response = await self._handler(request)
@@ -196,13 +194,11 @@ class _Call:
 
 async def _send(request: Request) -> Response:
     """The terminal handler: one attempt through aiohttp, bounded by the attempt's deadline."""
-    call = request.extensions.get(_CALL)
+    call = AIOHTTP_CALL.get(request)
     if not isinstance(call, _Call):
         raise InvalidRequestError("a middleware replaced the request instead of copying it (request.replace)")
     deadline = request.deadline
-    timeout = None if deadline is None else deadline.timeout
-    if timeout is not None and timeout <= 0:
-        raise DeadlineExceededError("deadline expired before sending", request=request)
+    timeout = None if deadline is None else time_to_send(deadline, request)
     outgoing = call.outgoing(request)
     at = None if deadline is None or covered(deadline) else deadline.deadline_at
     try:

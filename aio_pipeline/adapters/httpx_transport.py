@@ -37,21 +37,17 @@ from typing import Any, Final, TypeVar
 
 import httpx
 
-from .._context import inherited_deadline
-from .._deadline import Deadline, covered, within
-from .._errors import DeadlineExceededError, InvalidRequestError, PipelineError
-from .._headers import Headers
+from .._errors import InvalidRequestError, PipelineError
 from .._pipeline import Middleware, compose
-from .._priority import Priority
-from .._request import Request
-from .._response import Response
+from ..extensions import HTTPX_CALL
+from ..http import Headers, Request, Response
+from ..propagation import Deadline, Priority, covered, inherited_deadline, time_to_send, within
 from ..transports.httpx import HTTPX_ERRORS, HttpxError, cancelled_once, map_error
 
 __all__ = ["HttpxPipelineTransport"]
 
 T = TypeVar("T")
 
-_CALL: Final = "aio_pipeline.httpx_call"
 #: The httpx request extension carrying the call's deadline to the next redirect hop (``_Carried``).
 _CARRIED: Final = "aio_pipeline.call_deadline"
 #: Headers httpx derives from the URL and the body: rewritten when a middleware changes those.
@@ -93,7 +89,7 @@ class HttpxPipelineTransport(httpx.AsyncBaseTransport):
             body=call.body,
             deadline=deadline,
             priority=_extension(request, "priority", Priority),
-            extensions=MappingProxyType({_CALL: call}),
+            extensions=MappingProxyType({HTTPX_CALL.name: call}),
         )
         try:
             response = await self._handler(ours)
@@ -109,13 +105,11 @@ class HttpxPipelineTransport(httpx.AsyncBaseTransport):
 
     async def _send(self, request: Request) -> Response:
         """The terminal handler: one attempt through ``inner``, bounded by the attempt's deadline."""
-        call = request.extensions.get(_CALL)
+        call = HTTPX_CALL.get(request)
         if not isinstance(call, _Call):
             raise InvalidRequestError("a middleware replaced the request instead of copying it (request.replace)")
         deadline = request.deadline
-        timeout = None if deadline is None else deadline.timeout
-        if timeout is not None and timeout <= 0:
-            raise DeadlineExceededError("deadline expired before sending", request=request)
+        timeout = None if deadline is None else time_to_send(deadline, request)
         outgoing = call.outgoing(request)
         # The call's deadline, for the next hop: the one ClientDeadline resolved is what code
         # inside the call inherits, where this attempt's own (maybe a share) is not.

@@ -24,17 +24,18 @@ uses it, so that exceptions and cancellations are judged, not only responses).
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic
 
-from ._checks import is_count, is_seconds, require
-from ._circuit_api import CircuitBreaker, CircuitState, CircuitStateChanged, KeyT, NoopCircuitBreaker, ResultT
-from ._circuit_permit import Circuit, CircuitPermit, Outcome
-from ._circuit_window import SlidingWindow
-from ._deadline import _now
-from ._errors import CircuitOpenError, InvalidRequestError
+from .._errors import CircuitOpenError, InvalidRequestError
+from ..policy import is_count, is_seconds, require
+from ..propagation import loop_time
+from ._states import CircuitBreaker, CircuitState, CircuitStateChanged, KeyT, NoopCircuitBreaker, ResultT
+from ._window import SlidingWindow
 
 __all__ = [
     "CircuitBreaker",
@@ -48,9 +49,95 @@ __all__ = [
 _log = logging.getLogger("aio_pipeline.circuit")
 
 
+class _Report(enum.Enum):
+    """How an attempt under a permit ended, as its permit reports it."""
+
+    SUCCESS = enum.auto()
+    FAILURE = enum.auto()
+    CANCELLED = enum.auto()
+    UNUSED = enum.auto()  # the attempt never reached the endpoint: the permit goes back
+
+
 # Members as plain names: looking one up on its Enum class costs a call's worth on this hot path.
 _CLOSED, _HALF_OPEN, _OPEN = CircuitState.CLOSED, CircuitState.HALF_OPEN, CircuitState.OPEN
-_SUCCESS, _FAILURE, _CANCELLED, _UNUSED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.CANCELLED, Outcome.UNUSED
+_SUCCESS, _FAILURE, _CANCELLED, _UNUSED = _Report.SUCCESS, _Report.FAILURE, _Report.CANCELLED, _Report.UNUSED
+
+
+class CircuitPermit(Generic[KeyT]):
+    """Leave for one attempt under the circuit of ``key``, from ``DefaultCircuitBreaker.acquire``.
+
+    Report how the attempt ended with ``success()``, ``failure()``, ``cancelled()`` or
+    ``unused()``; only the first report counts, so ``cancelled()`` in a ``finally`` is a safe
+    catch-all. A cancelled probe (``is_probe``) counts as a failure, since a timeout is the usual
+    reason a probe is cancelled; any other cancelled attempt (a hedging loser) counts as nothing.
+    ``unused()`` is for an attempt that never reached the endpoint for a reason of the caller's
+    own (an invalid request): it says nothing of the endpoint, so it counts as nothing, and a
+    probe's slot is handed back: the circuit stays half-open and the next attempt may probe.
+    """
+
+    __slots__ = ("_breaker", "_circuit", "_epoch", "_reported", "key", "probe_id")
+
+    def __init__(
+        self, breaker: DefaultCircuitBreaker[KeyT, Any], key: KeyT, circuit: Circuit, probe_id: int | None
+    ) -> None:
+        self._breaker = breaker
+        self._circuit = circuit
+        self._epoch = circuit.epoch
+        self._reported = False
+        self.key = key
+        self.probe_id = probe_id
+
+    @property
+    def is_probe(self) -> bool:
+        """Whether this attempt probes a half-open circuit."""
+        return self.probe_id is not None
+
+    def success(self) -> None:
+        if not self._reported:
+            self._reported = True
+            circuit = self._circuit
+            if self.probe_id is None and circuit.epoch == self._epoch:
+                # The usual report, written out: the circuit has stayed closed since admitting
+                # the attempt (every transition changes the epoch), so time moved nothing.
+                breaker = self._breaker
+                if breaker._circuits.get(self.key) is circuit:  # not forgotten meanwhile
+                    circuit.window.record(breaker._now(), failed=False)
+                    circuit.consecutive = 0
+                return
+            self._breaker._report(self, circuit, self._epoch, _SUCCESS)
+
+    def failure(self) -> None:
+        if not self._reported:
+            self._reported = True
+            self._breaker._report(self, self._circuit, self._epoch, _FAILURE)
+
+    def cancelled(self) -> None:
+        if not self._reported:
+            self._reported = True
+            self._breaker._report(self, self._circuit, self._epoch, _Report.CANCELLED)
+
+    def unused(self) -> None:
+        if not self._reported:
+            self._reported = True
+            self._breaker._report(self, self._circuit, self._epoch, _Report.UNUSED)
+
+
+class Circuit:
+    """The mutable state behind one key. ``epoch`` changes with every transition, so a report
+    from a permit of an earlier period (one that outlived its probe lease, or was issued before
+    the circuit opened) is recognised and ignored."""
+
+    __slots__ = ("consecutive", "epoch", "next_probe_id", "open_until", "probe_successes", "probes", "state", "window")
+
+    def __init__(self, window: SlidingWindow) -> None:
+        self.state = CircuitState.CLOSED
+        self.epoch = 0
+        self.window = window
+        self.consecutive = 0  # failures in a row, while closed
+        self.open_until = 0.0
+        self.probes: dict[int, float] = {}  # probe id -> when its lease runs out
+        self.probe_successes = 0
+        self.next_probe_id = 0
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -86,7 +173,7 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
     hooks: Sequence[Callable[[CircuitStateChanged[KeyT]], None]] = ()
     clock: Callable[[], float] | None = None
     _circuits: OrderedDict[KeyT, Circuit] = field(init=False, repr=False, default_factory=OrderedDict)
-    _now: Callable[[], float] = field(init=False, repr=False, default=_now)
+    _now: Callable[[], float] = field(init=False, repr=False, default=loop_time)
     _lease: float = field(init=False, repr=False, default=0.0)
     _subscribers: list[Callable[[CircuitStateChanged[KeyT]], None]] = field(
         init=False, repr=False, default_factory=list
@@ -107,7 +194,7 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
         require("probe_timeout", lease is None or is_seconds(lease), "None or seconds > 0", lease)
         require("max_keys", is_count(self.max_keys), "an int > 0", self.max_keys)
         object.__setattr__(self, "hooks", tuple(self.hooks))
-        object.__setattr__(self, "_now", self.clock or _now)
+        object.__setattr__(self, "_now", self.clock or loop_time)
         object.__setattr__(self, "_lease", self.break_duration if lease is None else lease)
 
     def subscribe(self, hook: Callable[[CircuitStateChanged[KeyT]], None]) -> None:
@@ -201,7 +288,7 @@ class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
             self._circuits.popitem(last=False)
         return circuit
 
-    def _report(self, permit: CircuitPermit[KeyT], circuit: Circuit, epoch: int, outcome: Outcome) -> None:
+    def _report(self, permit: CircuitPermit[KeyT], circuit: Circuit, epoch: int, outcome: _Report) -> None:
         key = permit.key
         if self._circuits.get(key) is not circuit:
             return  # the key was forgotten (least recently used) while the attempt ran

@@ -14,10 +14,9 @@ from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from .._deadline import _now
 from .._pipeline import Handler, Middleware
-from .._request import Request
-from .._response import Response
+from ..http import Request, Response
+from ..propagation import loop_time
 
 __all__ = [
     "NOOP_METRICS_PROVIDER",
@@ -74,7 +73,7 @@ class RollingCircuitBreakerMetrics(CircuitBreakerMetrics):
         self._sampling_duration = sampling_duration
         self._width = sampling_duration / windows_count
         self._buckets: deque[CircuitBreakerMetricsSnapshot] = deque()
-        self._clock = clock or _now
+        self._clock = clock or loop_time
 
     def _current(self) -> CircuitBreakerMetricsSnapshot:
         now = self._clock()

@@ -9,14 +9,11 @@ from typing import Any, TypeAlias
 
 import yarl
 
-from .._classify import DO_NOT_RETRY_HEADER
 from .._errors import ContentTypeError
-from .._headers import Headers, HeadersLike
 from .._pipeline import Middleware
-from .._request import Request
-from .._response import Response
-from .._url import check_endpoint
-from .._wire import ATTEMPT_HEADER, PRIORITY_HEADER, SERVICE_NAME_HEADER, TIMEOUT_HEADER
+from ..http import Headers, HeadersLike, Request, Response, check_endpoint
+from ..policy import DO_NOT_RETRY_HEADER
+from ..propagation import ATTEMPT_HEADER, PRIORITY_HEADER, SERVICE_NAME_HEADER, TIMEOUT_HEADER
 
 __all__ = [
     "EMPTY_HEADERS",

@@ -17,14 +17,12 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 import yarl
 
-from .._classify import ResponseVerdict
-from .._deadline import Deadline
 from .._errors import PipelineError
 from .._pipeline import Handler
-from .._priority import Priority
-from .._request import Request
-from .._response import Response
 from .._transport import Transport
+from ..http import Request, Response
+from ..policy import ResponseVerdict
+from ..propagation import Deadline, Priority
 from ._familiar import EmptyResponse, Header
 from ._synthetic import synthetic_response
 
@@ -155,7 +153,7 @@ class TransportModule(RequestModule):
         priority: Priority,
     ) -> Response:
         if self._emit:
-            from middlewares.wire import system_headers  # imported late: middlewares import the core
+            from ..middlewares.wire import system_headers  # imported late: middlewares import the core
 
             request = request.replace(headers=system_headers(request.replace(deadline=deadline, priority=priority)))
         if self._enricher is not None:

@@ -18,19 +18,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._budget import RetryBudget
-from .._checks import check_kind
-from .._circuit import CircuitBreaker
-from .._classify import ResponseClassifier
-from .._client import Client
-from .._deadline import LOW_TIMEOUT_THRESHOLD
-from .._metrics import MetricsProvider
-from .._pipeline import Handler, Middleware, Pipeline
-from .._priority import Priority
-from .._request import Request
-from .._response import Response
+from .._client import Client, Pipeline
+from .._pipeline import Handler, Middleware
 from .._transport import Transport
-from .._url import check_endpoint
+from ..circuit import CircuitBreaker
+from ..http import Request, Response, check_endpoint
+from ..observe import MetricsProvider
+from ..policy import ResponseClassifier, RetryBudget, check_kind
+from ..propagation import LOW_TIMEOUT_THRESHOLD, Priority
 from ._extras import NoopMetricsProvider
 from ._familiar import EndpointProvider, Method, RequestStrategy, StaticEndpointProvider
 from ._modules import as_middleware
@@ -140,14 +135,14 @@ def setup(
 
     Failures never raise: they come back as synthetic responses (see ``SyntheticResponses``).
     """
-    # Imported here: the middlewares import this package's core, so importing them at module
-    # level would make ``import middlewares.x`` before ``import aio_pipeline`` circular.
-    from middlewares.circuit_breaker import CircuitBreakerMiddleware
-    from middlewares.deadline import ClientDeadline
-    from middlewares.priority import ClientPriority
-    from middlewares.retry import sequential_strategy
-    from middlewares.strategy import MethodBasedStrategy, PerCallStrategy, single_attempt_strategy
-    from middlewares.wire import SystemHeaders
+    # Imported here: the middlewares import ``aio_pipeline``'s public names, and this module is
+    # imported while ``aio_pipeline`` is still being set up.
+    from ..middlewares.circuit_breaker import CircuitBreakerMiddleware
+    from ..middlewares.deadline import ClientDeadline
+    from ..middlewares.priority import ClientPriority
+    from ..middlewares.retry import sequential_strategy
+    from ..middlewares.strategy import MethodBasedStrategy, PerCallStrategy, single_attempt_strategy
+    from ..middlewares.wire import SystemHeaders
 
     if (endpoint is None) == (endpoint_provider is None):
         raise ValueError("give exactly one of endpoint and endpoint_provider")
@@ -180,7 +175,7 @@ def setup(
         raise ValueError("tracer_provider is used only with tracing=True")
     traced = None
     if tracing:
-        from middlewares.tracing import client_tracing_setup
+        from ..middlewares.tracing import client_tracing_setup
 
         traced = client_tracing_setup(
             tracer_provider=tracer_provider, metrics_provider=metrics_provider, call_middlewares=call_middlewares

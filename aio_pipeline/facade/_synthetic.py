@@ -18,7 +18,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from .._deadline import _now
 from .._errors import (
     CircuitOpenError,
     DeadlineExceededError,
@@ -29,9 +28,9 @@ from .._errors import (
     TransportError,
 )
 from .._pipeline import Handler
-from .._request import Request
-from .._response import Response
 from .._transport import Transport
+from ..http import Request, Response
+from ..propagation import loop_time
 from ._familiar import EMPTY_HEADERS, EmptyResponse, Header
 
 __all__ = ["SyntheticResponse", "SyntheticResponses", "synthetic_response", "synthetic_send"]
@@ -82,7 +81,7 @@ async def synthetic_send(transport: Transport, endpoint: Any, request: Request, 
     """``transport.send(...)`` answered as aio-request's transports answer: failures as synthetic
     responses (408, 488, 489) rather than exceptions, and ``elapsed`` measured. For code that
     called aio-request's ``Transport.send()`` directly; ours raises (see the README)."""
-    started = _now()
+    started = loop_time()
     try:
         response = await transport.send(None if endpoint is None else str(endpoint), request, timeout)
     except PipelineError as error:
@@ -90,7 +89,7 @@ async def synthetic_send(transport: Transport, endpoint: Any, request: Request, 
         if synthetic is None:
             raise
         response = synthetic
-    response.elapsed = _now() - started
+    response.elapsed = loop_time() - started
     return response
 
 

@@ -10,13 +10,21 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 from urllib.parse import urlencode
 
-from ._deadline import Deadline
-from ._errors import InvalidRequestError
+from .._errors import InvalidRequestError
+from ..propagation import Deadline, Priority
 from ._headers import Headers
-from ._priority import Priority
 from ._url import authority_of, escape_segment, is_absolute, join_url, requote, route_of
 
-__all__ = ["STANDARD_METHODS", "QueryLike", "Request", "check_headers", "checked_method", "new_request"]
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "STANDARD_METHODS",
+    "QueryLike",
+    "Request",
+    "check_header_name",
+    "check_headers",
+    "checked_method",
+    "new_request",
+]
 
 QueryLike: TypeAlias = (
     "Mapping[str, str | int | float | Sequence[str | int | float]] | Sequence[tuple[str, str]] | None"
@@ -195,6 +203,14 @@ _set = object.__setattr__
 
 
 _FORBIDDEN_IN_VALUES = re.compile(r"[\r\n\x00]")
+
+
+def check_header_name(name: object, option: str) -> str:
+    """``name`` if it can be a header name (an HTTP token), else ``ValueError`` naming ``option``:
+    for options that name a header, checked when they are set, not at the first request."""
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise ValueError(f"{option} must be a header name (an HTTP token), got {name!r}")
+    return name
 
 
 def check_headers(headers: Headers, *, request: Request | None = None) -> Headers:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final
 
-from ._circuit_api import CircuitState
-from ._errors import PipelineError
+from .._errors import PipelineError
+from ..circuit import CircuitState
 
 __all__ = [
     "ATTEMPT_KINDS",

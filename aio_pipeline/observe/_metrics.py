@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
-from ._circuit import CircuitStateChanged
-from ._events import EventHook
-from ._pipeline import Middleware
-from ._request import Request
-from ._response import Response
+from .._pipeline import Middleware
+from ..circuit import CircuitStateChanged
+from ..http import Request, Response
+from ..policy import EventHook
 
 __all__ = ["MetricsProvider", "ServerMiddleware"]
 

@@ -31,13 +31,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ._deadline import _now
-from ._request import Request
+from ..propagation import loop_time
 
-__all__ = ["BUDGET_EXTENSION", "RetryBudget", "budget_for"]
-
-#: The request extension through which a client's budget reaches a strategy chosen per call.
-BUDGET_EXTENSION = "aio_pipeline.retry_budget"
+__all__ = ["RetryBudget"]
 
 
 @dataclass(eq=False)
@@ -53,7 +49,7 @@ class RetryBudget:
     min_per_second: float = 10.0
     window_seconds: float = 10.0
     buckets: int = 10
-    clock: Callable[[], float] = field(default=_now, repr=False)
+    clock: Callable[[], float] = field(default=loop_time, repr=False)
     # Per bucket: the bucket's number (time // width), first attempts, extra attempts.
     _slots: list[list[int]] = field(init=False, repr=False)
 
@@ -113,11 +109,3 @@ class RetryBudget:
             return False
         self._slot()[2] += 1
         return True
-
-
-def budget_for(own: RetryBudget | None, request: Request) -> RetryBudget | None:
-    """The budget a strategy uses: its own if it was given one, else the one the request carries."""
-    if own is not None:
-        return own
-    carried = request.extensions.get(BUDGET_EXTENSION)
-    return carried if isinstance(carried, RetryBudget) else None

@@ -16,28 +16,22 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeAlias
 
-from ._errors import ConnectError, DeadlineExceededError, TooManyRedirectsError, TransportError
-from ._request import Request
-from ._response import Response
+from .._errors import ConnectError, DeadlineExceededError, TooManyRedirectsError, TransportError
+from ..http import Request, Response
 
 __all__ = [
-    "CLASSIFIER_EXTENSION",
     "DO_NOT_RETRY_HEADER",
     "DefaultResponseClassifier",
     "Outcome",
     "ResponseClassifier",
     "ResponseVerdict",
     "Result",
-    "classifier_for",
     "close_all",
     "is_repeatable",
 ]
 
 #: A response carrying this header is final: a server (or the breaker) says retrying cannot help.
 DO_NOT_RETRY_HEADER = "X-Do-Not-Retry"
-
-#: The request extension carrying the client's classifier, for strategies that have none of their own.
-CLASSIFIER_EXTENSION = "aio_pipeline.classifier"
 
 #: What one attempt produced: a response, or the exception it raised.
 Result: TypeAlias = "Response | Exception"
@@ -170,15 +164,3 @@ def is_repeatable(request: Request, result: Result) -> bool:
     """Whether sending ``request`` again is safe after ``result``: an idempotent request (or one
     marked retryable), or a failure that proves the request never left this machine."""
     return request.is_idempotent or isinstance(result, ConnectError)
-
-
-_DEFAULT_CLASSIFIER = DefaultResponseClassifier()
-
-
-def classifier_for(own: ResponseClassifier | None, request: Request) -> ResponseClassifier:
-    """The classifier a strategy uses: its own if it was given one, else the client's (carried by
-    the request), else ``DefaultResponseClassifier()``."""
-    if own is not None:
-        return own
-    carried = request.extensions.get(CLASSIFIER_EXTENSION)
-    return carried if isinstance(carried, ResponseClassifier) else _DEFAULT_CLASSIFIER

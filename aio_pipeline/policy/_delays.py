@@ -19,11 +19,10 @@ from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 from typing import TypeAlias
 
+from .._errors import DeadlineExceededError
+from ..http import Request, Response
+from ..propagation import LOW_TIMEOUT_THRESHOLD, loop_time
 from ._classify import Result
-from ._deadline import LOW_TIMEOUT_THRESHOLD, _now
-from ._errors import DeadlineExceededError
-from ._request import Request
-from ._response import Response
 
 __all__ = [
     "ConstantDelays",
@@ -198,7 +197,7 @@ class PercentileBasedRequestAttemptDelaysProvider(RequestAttemptDelaysProvider, 
     min_samples: int = 20
     max_samples: int = 1000
     max_keys: int = 1000
-    clock: Callable[[], float] = field(default=_now, repr=False)
+    clock: Callable[[], float] = field(default=loop_time, repr=False)
     window_seconds: InitVar[float | None] = None
     _keys: OrderedDict[tuple[str, str], _Samples] = field(default_factory=OrderedDict, init=False, repr=False)
 

@@ -1,7 +1,7 @@
 """Events: what strategies decide, as small frozen objects handed to hooks.
 
 A hook is any ``Callable[[Event], None]``. Strategies call the hooks they were configured with
-AND the hooks the request carries (``request.extensions[EVENT_HOOKS_EXTENSION]``, added with
+AND the hooks the request carries (``aio_pipeline.extensions.EVENT_HOOKS``, added with
 ``with_event_hook``), so that a strategy a user creates for one call still reports to the
 client's metrics and logs. Hooks run synchronously, inline: keep them cheap. A hook that raises
 is logged and ignored; it never breaks the call. Every ``request`` below is the attempt's own
@@ -16,14 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from .._pipeline import Handler
+from ..http import Request, Response
 from ._classify import Outcome, ResponseClassifier, ResponseVerdict, Result
 from ._delays import RequestAttemptDelaysProvider, latency_sample
-from ._pipeline import Handler
-from ._request import Request
-from ._response import Response
 
 __all__ = [
-    "EVENT_HOOKS_EXTENSION",
     "AttemptFinished",
     "AttemptStarted",
     "BudgetExhausted",
@@ -36,10 +34,7 @@ __all__ = [
     "RetryScheduled",
     "run_attempt",
     "wants",
-    "with_event_hook",
 ]
-
-EVENT_HOOKS_EXTENSION = "aio_pipeline.event_hooks"
 
 _logger = logging.getLogger("aio_pipeline.events")
 
@@ -129,20 +124,14 @@ def wants(hook: EventHook, kind: type) -> bool:
     return types is None or kind in types
 
 
-def with_event_hook(request: Request, hook: EventHook) -> Request:
-    """A copy of ``request`` whose strategies will also report to ``hook``."""
-    hooks: tuple[EventHook, ...] = request.extensions.get(EVENT_HOOKS_EXTENSION, ())
-    return request.with_extension(EVENT_HOOKS_EXTENSION, (*hooks, hook))
-
-
 class Emitter:
-    """The hooks of one call: the strategy's own, then the request's. False when there are none,
+    """The hooks of one call (``event_hooks_for``: the strategy's own, then the request's). False when there are none,
     so callers skip building events nobody listens to."""
 
     __slots__ = ("_hooks",)
 
-    def __init__(self, own: Sequence[EventHook], request: Request) -> None:
-        self._hooks = (*own, *request.extensions.get(EVENT_HOOKS_EXTENSION, ()))
+    def __init__(self, hooks: Sequence[EventHook]) -> None:
+        self._hooks = tuple(hooks)
 
     def __bool__(self) -> bool:
         return bool(self._hooks)

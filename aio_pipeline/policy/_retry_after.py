@@ -14,9 +14,9 @@ import re
 import time
 from dataclasses import dataclass
 
+from ..http import Response
+from ..propagation import LOW_TIMEOUT_THRESHOLD
 from ._classify import Result
-from ._deadline import LOW_TIMEOUT_THRESHOLD
-from ._response import Response
 
 __all__ = ["RETRY_AFTER_STATUSES", "WaitPlan", "parse_retry_after", "plan_wait", "retry_after_of"]
 

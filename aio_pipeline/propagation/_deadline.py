@@ -19,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-from ._errors import DeadlineExceededError
+from .._errors import DeadlineExceededError, DeadlineRejectedError
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "LOW_TIMEOUT_THRESHOLD",
     "MAX_WIRE_TIMEOUT",
     "Deadline",
@@ -32,17 +33,24 @@ __all__ = [
     "earliest",
     "format_timeout",
     "loop_clock",
+    "loop_time",
     "own_bound",
     "parse_timeout",
+    "time_to_send",
     "within",
 ]
+
+#: The deadline, in seconds, of a call or a server request that brings none and whose owner set
+#: no default of its own (aio-request's): ``ClientDeadline``, ``ServerDeadline``, ``setup()`` and
+#: ``aiohttp_middleware_factory()`` all take it from here.
+DEFAULT_TIMEOUT = 20.0
 
 #: Seconds below which a deadline is treated as spent: no attempt, hedge or handler starts
 #: with less time than this left (as aio-request's ``low_timeout_threshold``, 5 ms).
 LOW_TIMEOUT_THRESHOLD = 0.005
 
 
-def _now() -> float:
+def loop_time() -> float:
     """The running loop's clock (virtual under a test clock), else the monotonic clock.
 
     This runs several times per call, so it is cheap where it can be: inside a call the clock
@@ -62,7 +70,7 @@ def _now() -> float:
 
 
 def loop_clock() -> Callable[[], float]:
-    """The running loop's clock as a function to call (see ``_now``): for a layer that reads
+    """The running loop's clock as a function to call (see ``loop_time``): for a layer that reads
     the time twice per call."""
     scope = _COVERING.get()
     if scope is not None:
@@ -110,23 +118,23 @@ class Deadline:
         """The deadline ``seconds`` from now; ``seconds`` must be finite and >= 0."""
         if not 0 <= seconds < math.inf:  # NaN fails every comparison
             raise ValueError(f"timeout must be a finite number of seconds >= 0, got {seconds!r}")
-        return cls(_now() + seconds)
+        return cls(loop_time() + seconds)
 
     @property
     def timeout(self) -> float:
         """Seconds left until the deadline, never negative."""
-        return max(self.deadline_at - _now(), 0.0)
+        return max(self.deadline_at - loop_time(), 0.0)
 
     @property
     def expired(self) -> bool:
         """Whether the deadline has passed."""
-        return _now() >= self.deadline_at
+        return loop_time() >= self.deadline_at
 
     def __truediv__(self, divisor: float) -> Deadline:
         """A deadline for one of ``divisor`` equal shares of the time left, from now."""
         if not divisor > 0 or not math.isfinite(divisor):
             raise ValueError(f"divisor must be a finite number > 0, got {divisor!r}")
-        now = _now()
+        now = loop_time()
         return Deadline(now + max(self.deadline_at - now, 0.0) / divisor)
 
     def __repr__(self) -> str:
@@ -193,7 +201,7 @@ class within:
 
     @classmethod
     def after(cls, seconds: float | None, *, request: object, message: str) -> within:
-        at = None if seconds is None else _now() + seconds
+        at = None if seconds is None else loop_time() + seconds
         return cls(at, request=request, message=message, seconds=seconds)
 
     async def __aenter__(self) -> None:
@@ -229,7 +237,7 @@ class DeadlineScope:
         self, deadline: Deadline, task: asyncio.Task[object], cancelling: int, clock: Callable[[], float]
     ) -> None:
         self.deadline = deadline
-        self.clock = clock  # the loop's, for the layers inside (see ``_now``)
+        self.clock = clock  # the loop's, for the layers inside (see ``loop_time``)
         self.at = deadline.deadline_at
         self.task = task
         self.cancelling = cancelling  # the task's pending cancellations when the scope began
@@ -280,6 +288,16 @@ def own_bound(deadline: Deadline | None, timeout: float | None) -> float | None:
     if timeout is not None and deadline is not None and covered(deadline):
         return None
     return timeout
+
+
+def time_to_send(deadline: Deadline, request: object) -> float:
+    """Seconds left of ``deadline`` for ``request`` about to be sent; ``DeadlineRejectedError``
+    ("deadline expired before sending") when none are: the one check every way of sending
+    makes (``Transport.send_request``, the transports, the drop-in adapters)."""
+    left = deadline.deadline_at - loop_time()
+    if left <= 0:
+        raise DeadlineRejectedError("deadline expired before sending", request=request)
+    return left
 
 
 def earliest(first: Deadline | None, second: Deadline | None) -> Deadline | None:

@@ -17,7 +17,7 @@ from typing import Final, Protocol
 
 from multidict import istr
 
-from ._deadline import Deadline, _now
+from ._deadline import Deadline, loop_time
 
 __all__ = [
     "ATTEMPT_HEADER",
@@ -50,7 +50,7 @@ def timeout_header_value(deadline: Deadline) -> str:
     The value is truncated, not rounded, to the four decimals sent, so it never claims more
     time than is left: a callee that trusts it finishes before the caller gives up.
     """
-    seconds = deadline.deadline_at - _now()
+    seconds = deadline.deadline_at - loop_time()
     if seconds <= 0:
         return "0.0000"
     if seconds < _TRUNCATE_BELOW:

@@ -53,16 +53,24 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.typedefs import Handler as AiohttpHandler
 from aiohttp.typedefs import Middleware as AiohttpMiddleware
 
-from .._context import CONTEXT, Context
-from .._deadline import LOW_TIMEOUT_THRESHOLD, Deadline, within
 from .._errors import DeadlineExceededError, OverloadedError
-from .._exchange import CURRENT_EXCHANGE, EXPIRED_STATUS, Exchange, status_for
 from .._pipeline import Middleware, compose
-from .._priority import Priority
-from .._wire import PRIORITY_HEADER, SERVICE_NAME_HEADER, TIMEOUT_HEADER
+from ..http import check_header_name
+from ..observe import CURRENT_EXCHANGE, EXPIRED_STATUS, Exchange, status_for
+from ..propagation import (
+    CONTEXT,
+    LOW_TIMEOUT_THRESHOLD,
+    PRIORITY_HEADER,
+    SERVICE_NAME_HEADER,
+    TIMEOUT_HEADER,
+    Context,
+    Deadline,
+    Priority,
+    within,
+)
 
 if TYPE_CHECKING:
-    from .._metrics import MetricsProvider
+    from ..observe import MetricsProvider
 
 __all__ = [
     "ServerMiddleware",
@@ -282,7 +290,7 @@ class _Admission:
 
     def link(self, call_next: AiohttpHandler) -> AiohttpHandler:
         """The step with ``call_next`` bound (see ``compose``)."""
-        from middlewares.deadline import inbound_timeout
+        from ..middlewares.deadline import inbound_timeout
 
         deadline, default, on_exchange = self.deadline, self.default, self.arrival_on_exchange
         max_timeout, threshold = deadline.max_timeout, deadline.low_timeout_threshold
@@ -327,8 +335,8 @@ def _fused(stack: tuple[ServerMiddleware, ...], observed: bool) -> tuple[ServerM
     """``stack`` with each of our ``ServerDeadline`` directly followed by our ``ServerPriority``
     (exact types: a subclass may do more) replaced by one ``_Admission``; ``observed``: the
     adapter opens an exchange per request, with the arrival time on it."""
-    from middlewares.deadline import ServerDeadline
-    from middlewares.priority import ServerPriority
+    from ..middlewares.deadline import ServerDeadline
+    from ..middlewares.priority import ServerPriority
 
     fused: list[ServerMiddleware] = []
     for step in stack:
@@ -342,9 +350,9 @@ def _fused(stack: tuple[ServerMiddleware, ...], observed: bool) -> tuple[ServerM
 
 def _blind_types() -> tuple[type, ...]:
     """Our server steps that never look at the exchange."""
-    from middlewares.deadline import ServerDeadline
-    from middlewares.priority import ServerPriority
-    from middlewares.shedding import LoadShedding
+    from ..middlewares.deadline import ServerDeadline
+    from ..middlewares.priority import ServerPriority
+    from ..middlewares.shedding import LoadShedding
 
     return (_Admission, ServerDeadline, ServerPriority, LoadShedding)
 
@@ -405,15 +413,14 @@ def aiohttp_middleware_factory(
     """
     # Imported here, not at the top: the package facade imports this module, and the
     # middlewares import the core through that package, so a top-level import would be circular.
-    from middlewares.deadline import ServerDeadline
-    from middlewares.log import ServerLog
-    from middlewares.metrics import PrometheusMetricsProvider
-    from middlewares.priority import ServerPriority
+    from ..middlewares.deadline import ServerDeadline
+    from ..middlewares.log import ServerLog
+    from ..middlewares.priority import ServerPriority
+    from ..middlewares.prometheus import PrometheusMetricsProvider
 
     if not isinstance(priority, Priority):
         raise ValueError(f"priority must be a Priority (HIGH, NORMAL or LOW), got {priority!r}")
-    if not isinstance(client_header_name, str) or not client_header_name:
-        raise ValueError(f"client_header_name must be a header name, got {client_header_name!r}")
+    check_header_name(client_header_name, "client_header_name")
     if not isinstance(tracing, bool):
         raise ValueError(f"tracing must be True or False, got {tracing!r}")
     if tracer_provider is not None and not tracing:
@@ -428,7 +435,7 @@ def aiohttp_middleware_factory(
     middlewares = tuple(_with_client_header(m, client_header_name, ours) for m in middlewares)
     traced: list[ServerMiddleware] = []
     if tracing:
-        from middlewares.tracing import ServerTracing, with_trace_ids
+        from ..middlewares.tracing import ServerTracing, with_trace_ids
 
         traced.append(ServerTracing(tracer_provider=tracer_provider, client_header_name=client_header_name))
         # Ours (by exact type, as above) read the active span's ids: logs and exemplars point at it.

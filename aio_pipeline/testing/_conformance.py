@@ -63,13 +63,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from middlewares.deadline import ClientDeadline, ServerDeadline
-from middlewares.hedging import ParallelStrategy
-from middlewares.priority import ClientPriority, ServerPriority
-from middlewares.retry import SequentialStrategy, split_deadline_between_attempts
-from middlewares.strategy import SingleAttempt
-from middlewares.wire import SystemHeaders
-
 from .. import (
     ConnectError,
     Deadline,
@@ -84,6 +77,12 @@ from .. import (
     detached,
     get_context,
 )
+from ..middlewares.deadline import ClientDeadline, ServerDeadline
+from ..middlewares.hedging import ParallelStrategy
+from ..middlewares.priority import ClientPriority, ServerPriority
+from ..middlewares.retry import SequentialStrategy, split_deadline_between_attempts
+from ..middlewares.strategy import SingleAttempt
+from ..middlewares.wire import SystemHeaders
 from ._clock import VirtualClockLoop
 from ._fake import FakeTransport, fail, hang, respond
 from ._observe import Inner, Invocation, Observer, Outer, freeze

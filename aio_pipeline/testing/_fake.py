@@ -18,12 +18,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from .._deadline import within
 from .._errors import PipelineError
-from .._headers import HeadersLike
-from .._request import Request
-from .._response import Response
 from .._transport import Transport
+from ..http import HeadersLike, Request, Response
+from ..propagation import within
 
 __all__ = ["FakeTransport", "Sent", "Step", "fail", "hang", "respond"]
 

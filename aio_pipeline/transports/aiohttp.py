@@ -13,23 +13,21 @@ from typing import TYPE_CHECKING
 import aiohttp
 import yarl
 
-from .._deadline import _now, covered, own_bound, within
 from .._errors import (
     ConnectError,
-    DeadlineRejectedError,
     InvalidRequestError,
     PipelineError,
     TooManyRedirectsError,
     TransportError,
 )
-from .._request import Request
-from .._response import Response
 from .._transport import Transport
+from ..http import Request, Response
+from ..propagation import covered, own_bound, time_to_send, within
 
 if TYPE_CHECKING:
     from aiohttp import ClientHandlerType
 
-    from .._metrics import MetricsProvider
+    from ..observe import MetricsProvider
 
 __all__ = ["AioHttpTransport"]
 
@@ -152,10 +150,7 @@ class AioHttpTransport(Transport):
             # The enclosing ClientDeadline cancels this call at its deadline, and has made sure
             # there was time left when the call began: no clock read, no timer here.
             return self._send(request.endpoint, request, self._timeout)
-        timeout = deadline.deadline_at - _now()
-        if timeout <= 0:
-            raise DeadlineRejectedError("deadline expired before sending", request=request)
-        return self._send_within(request.endpoint, request, timeout)
+        return self._send_within(request.endpoint, request, time_to_send(deadline, request))
 
     async def send(self, endpoint: str | None, request: Request, timeout: float | None) -> Response:
         if timeout is None:

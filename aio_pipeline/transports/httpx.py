@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import httpx
 
-from .._deadline import within
 from .._errors import (
     ConnectError,
     DeadlineExceededError,
@@ -23,13 +22,12 @@ from .._errors import (
     TooManyRedirectsError,
     TransportError,
 )
-from .._headers import Headers
-from .._request import Request
-from .._response import Response
 from .._transport import Transport
+from ..http import Headers, Request, Response
+from ..propagation import within
 
 if TYPE_CHECKING:
-    from .._metrics import MetricsProvider
+    from ..observe import MetricsProvider
 
 __all__ = ["HttpxTransport"]
 

@@ -33,16 +33,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
 
-from aio_pipeline._circuit import CircuitStateChanged
-from aio_pipeline._context import get_context
-from aio_pipeline._deadline import earliest, loop_clock, parse_timeout
-from aio_pipeline._errors import PipelineError
-from aio_pipeline._events import (
-    EventHook,
-)
-from aio_pipeline._exchange import exchange_of, rejection, status_for
-from aio_pipeline._labels import server_route, service_name
-from aio_pipeline._log_events import (
+from aio_pipeline import Handler, PipelineError
+from aio_pipeline.circuit import CircuitStateChanged
+from aio_pipeline.http import Request, Response
+from aio_pipeline.middlewares.log._events import (
     BreakerEvents,
     ClientEvents,
     call_fields,
@@ -50,11 +44,20 @@ from aio_pipeline._log_events import (
     log_event,
     seconds,
 )
-from aio_pipeline._pipeline import Handler
-from aio_pipeline._priority import Priority
-from aio_pipeline._request import Request
-from aio_pipeline._response import Response
-from aio_pipeline._wire import PRIORITY_HEADER, SERVICE_NAME_HEADER, TIMEOUT_HEADER
+from aio_pipeline.observe import exchange_of, rejection, server_route, service_name, status_for
+from aio_pipeline.policy import (
+    EventHook,
+)
+from aio_pipeline.propagation import (
+    PRIORITY_HEADER,
+    SERVICE_NAME_HEADER,
+    TIMEOUT_HEADER,
+    Priority,
+    earliest,
+    get_context,
+    loop_clock,
+    parse_timeout,
+)
 
 __all__ = ["DENIED_HEADERS", "ClientLog", "ServerLog"]
 

@@ -10,9 +10,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ._circuit_api import CircuitState, CircuitStateChanged
-from ._errors import InvalidRequestError
-from ._events import (
+from aio_pipeline import InvalidRequestError
+from aio_pipeline.circuit import CircuitState, CircuitStateChanged
+from aio_pipeline.http import Request, Response
+from aio_pipeline.policy import (
     AttemptFinished,
     AttemptStarted,
     BudgetExhausted,
@@ -22,8 +23,6 @@ from ._events import (
     RetryAfterHonoured,
     RetryScheduled,
 )
-from ._request import Request
-from ._response import Response
 
 __all__ = [
     "BreakerEvents",

@@ -28,10 +28,10 @@ from aiohttp import test_utils, web
 from multidict import CIMultiDictProxy
 
 from aio_pipeline import Middleware, Request, Response
-from middlewares.deadline import ClientDeadline
-from middlewares.priority import ClientPriority
-from middlewares.strategy import PerCallStrategy
-from middlewares.wire import SystemHeaders
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.priority import ClientPriority
+from aio_pipeline.middlewares.strategy import PerCallStrategy
+from aio_pipeline.middlewares.wire import SystemHeaders
 
 SLOW_SECONDS = 1.0
 

@@ -24,14 +24,13 @@ from aio_pipeline import (
     Response,
     set_context,
 )
-from aio_pipeline._circuit import DefaultCircuitBreaker
-from aio_pipeline._delays import constant_delays
-from aio_pipeline._events import AttemptFinished, Event
 from aio_pipeline.adapters.aiohttp_client import aiohttp_client_middlewares
-from middlewares.circuit_breaker import CircuitBreakerMiddleware
-from middlewares.hedging import ParallelStrategy
-from middlewares.retry import SequentialStrategy
-from middlewares.strategy import SingleAttempt
+from aio_pipeline.circuit import DefaultCircuitBreaker
+from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
+from aio_pipeline.middlewares.hedging import ParallelStrategy
+from aio_pipeline.middlewares.retry import SequentialStrategy
+from aio_pipeline.middlewares.strategy import SingleAttempt
+from aio_pipeline.policy import AttemptFinished, Event, constant_delays
 
 if TYPE_CHECKING:
     from conftest import Backend, Stack  # tests/adapters/conftest.py

@@ -38,12 +38,12 @@ from aio_pipeline import (
     setup,
     single_attempt_strategy,
 )
-from middlewares.circuit_breaker import CircuitBreakerMiddleware
-from middlewares.deadline import ClientDeadline
-from middlewares.priority import ClientPriority
-from middlewares.retry import SequentialStrategy
-from middlewares.strategy import PerCallStrategy
-from middlewares.wire import SystemHeaders
+from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.priority import ClientPriority
+from aio_pipeline.middlewares.retry import SequentialStrategy
+from aio_pipeline.middlewares.strategy import PerCallStrategy
+from aio_pipeline.middlewares.wire import SystemHeaders
 
 from .conftest import (
     FLAPS,

@@ -30,14 +30,14 @@ from aio_pipeline import (
     constant_delays,
     get,
 )
+from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.hedging import ParallelStrategy
+from aio_pipeline.middlewares.priority import ClientPriority
+from aio_pipeline.middlewares.retry import SequentialStrategy
+from aio_pipeline.middlewares.strategy import PerCallStrategy, SingleAttempt
+from aio_pipeline.middlewares.wire import SystemHeaders
 from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
-from middlewares.circuit_breaker import CircuitBreakerMiddleware
-from middlewares.deadline import ClientDeadline
-from middlewares.hedging import ParallelStrategy
-from middlewares.priority import ClientPriority
-from middlewares.retry import SequentialStrategy
-from middlewares.strategy import PerCallStrategy, SingleAttempt
-from middlewares.wire import SystemHeaders
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.needs_extras]
 
@@ -135,7 +135,7 @@ def key(**labels: str) -> tuple[tuple[str, str], ...]:
 async def test_a_known_sequence_of_calls_gives_exact_sample_counts(session: aiohttp.ClientSession) -> None:
     from prometheus_client import CollectorRegistry
 
-    from middlewares.metrics import PrometheusMetricsProvider
+    from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 
     registry = CollectorRegistry()
     # Two providers on one registry: they share the metric objects (no duplicate error).
@@ -232,7 +232,7 @@ async def test_label_sets_stay_bounded_after_a_thousand_requests_to_random_paths
 ) -> None:
     from prometheus_client import CollectorRegistry
 
-    from middlewares.metrics import PrometheusMetricsProvider
+    from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 
     registry = CollectorRegistry()
     backend = Backend()
@@ -273,8 +273,8 @@ async def test_no_secret_reaches_a_log_line_or_a_metric_label(session: aiohttp.C
     from prometheus_client import CollectorRegistry, generate_latest
     from structlog.testing import capture_logs
 
-    from middlewares.log import ClientLog, ServerLog
-    from middlewares.metrics import PrometheusMetricsProvider
+    from aio_pipeline.middlewares.log import ClientLog, ServerLog
+    from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 
     registry = CollectorRegistry()
     provider = PrometheusMetricsProvider(registry=registry)
@@ -324,8 +324,8 @@ async def test_logs_tell_the_story_of_a_retried_call_and_an_opening_circuit(sess
     from prometheus_client import CollectorRegistry
     from structlog.testing import capture_logs
 
-    from middlewares.log import ClientLog, ServerLog
-    from middlewares.metrics import PrometheusMetricsProvider
+    from aio_pipeline.middlewares.log import ClientLog, ServerLog
+    from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 
     provider = PrometheusMetricsProvider(registry=CollectorRegistry())
     backend = Backend()
@@ -391,8 +391,8 @@ async def test_the_factory_runs_outer_middlewares_outside_metrics_and_names_the_
     from prometheus_client import CollectorRegistry
     from structlog.testing import capture_logs
 
-    from middlewares.log import ServerLog
-    from middlewares.metrics import PrometheusMetricsProvider
+    from aio_pipeline.middlewares.log import ServerLog
+    from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 
     registry = CollectorRegistry()
     order: list[str] = []

@@ -14,16 +14,20 @@ from typing import TYPE_CHECKING
 import aiohttp
 import pytest
 
-from aio_pipeline import AioHttpTransport, Client, Deadline, DeadlineExceededError, Pipeline, get
-from aio_pipeline._budget import RetryBudget
-from aio_pipeline._delays import PercentileBasedRequestAttemptDelaysProvider, constant_delays, linear_delays
-from aio_pipeline._events import AttemptStarted, Event, with_event_hook
-from aio_pipeline._pipeline import Middleware
-from aio_pipeline._request import Request
-from aio_pipeline._response import Response
-from middlewares.hedging import ParallelStrategy, parallel_strategy
-from middlewares.retry import sequential_strategy
-from middlewares.strategy import PerCallStrategy
+from aio_pipeline import AioHttpTransport, Client, Deadline, DeadlineExceededError, Middleware, Pipeline, get
+from aio_pipeline.extensions import with_event_hook
+from aio_pipeline.http import Request, Response
+from aio_pipeline.middlewares.hedging import ParallelStrategy, parallel_strategy
+from aio_pipeline.middlewares.retry import sequential_strategy
+from aio_pipeline.middlewares.strategy import PerCallStrategy
+from aio_pipeline.policy import (
+    AttemptStarted,
+    Event,
+    PercentileBasedRequestAttemptDelaysProvider,
+    RetryBudget,
+    constant_delays,
+    linear_delays,
+)
 
 if TYPE_CHECKING:
     from conftest import Backend  # the fixture's type (tests/integration/conftest.py)

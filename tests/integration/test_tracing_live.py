@@ -31,14 +31,14 @@ from aio_pipeline import (
     get,
 )
 from aio_pipeline.adapters.aiohttp_client import aiohttp_client_middlewares
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.hedging import ParallelStrategy
+from aio_pipeline.middlewares.priority import ClientPriority
+from aio_pipeline.middlewares.retry import SequentialStrategy
+from aio_pipeline.middlewares.strategy import PerCallStrategy, SingleAttempt
+from aio_pipeline.middlewares.tracing import ClientTracing
+from aio_pipeline.middlewares.wire import SystemHeaders
 from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
-from middlewares.deadline import ClientDeadline
-from middlewares.hedging import ParallelStrategy
-from middlewares.priority import ClientPriority
-from middlewares.retry import SequentialStrategy
-from middlewares.strategy import PerCallStrategy, SingleAttempt
-from middlewares.tracing import ClientTracing
-from middlewares.wire import SystemHeaders
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.needs_extras]
 

@@ -27,16 +27,16 @@ from aio_pipeline import (
     Response,
     get,
 )
-from aio_pipeline._circuit import (
+from aio_pipeline.circuit import (
     CircuitBreaker,
     CircuitState,
     CircuitStateChanged,
     DefaultCircuitBreaker,
     NoopCircuitBreaker,
 )
-from aio_pipeline._classify import DefaultResponseClassifier, ResponseVerdict
+from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware, endpoint_authority
+from aio_pipeline.policy import DefaultResponseClassifier, ResponseVerdict
 from aio_pipeline.testing import FakeTransport, Step
-from middlewares.circuit_breaker import CircuitBreakerMiddleware, endpoint_authority
 
 ENDPOINT = "http://service.test:8080/api/"
 KEY = "http://service.test:8080"

@@ -26,9 +26,15 @@ from aio_pipeline import (
     Response,
     get,
 )
-from aio_pipeline._context import Context, get_context, inherited_deadline, set_context
+from aio_pipeline.middlewares.deadline import (
+    ClientDeadline,
+    DeadlineRejectedError,
+    ServerDeadline,
+    earliest,
+    inbound_timeout,
+)
+from aio_pipeline.propagation import Context, get_context, inherited_deadline, set_context
 from aio_pipeline.testing import FakeTransport
-from middlewares.deadline import ClientDeadline, DeadlineRejectedError, ServerDeadline, earliest, inbound_timeout
 
 URL = "http://service.test/thing"
 

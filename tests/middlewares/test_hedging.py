@@ -23,26 +23,25 @@ from aio_pipeline import (
     get,
     post,
 )
-from aio_pipeline._budget import RetryBudget
-from aio_pipeline._classify import DefaultResponseClassifier, ResponseVerdict
-from aio_pipeline._delays import (
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.hedging import ParallelStrategy, parallel_strategy
+from aio_pipeline.policy import (
+    AttemptFinished,
+    BudgetExhausted,
+    DefaultResponseClassifier,
+    Event,
+    HedgeStarted,
     PercentileBasedRequestAttemptDelaysProvider,
+    ResponseVerdict,
+    RetryAfterGaveUp,
+    RetryAfterHonoured,
+    RetryBudget,
+    RetryScheduled,
     constant_delays,
     exponential_backoff_delays,
     linear_delays,
 )
-from aio_pipeline._events import (
-    AttemptFinished,
-    BudgetExhausted,
-    Event,
-    HedgeStarted,
-    RetryAfterGaveUp,
-    RetryAfterHonoured,
-    RetryScheduled,
-)
 from aio_pipeline.testing import FakeTransport, Step
-from middlewares.deadline import ClientDeadline
-from middlewares.hedging import ParallelStrategy, parallel_strategy
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
 

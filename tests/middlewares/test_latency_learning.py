@@ -19,6 +19,7 @@ from aio_pipeline import (
     DeadlineExceededError,
     DefaultCircuitBreaker,
     InvalidRequestError,
+    Middleware,
     PercentileBasedRequestAttemptDelaysProvider,
     Pipeline,
     Request,
@@ -26,12 +27,11 @@ from aio_pipeline import (
     Response,
     get,
 )
-from aio_pipeline._pipeline import Middleware
+from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.hedging import ParallelStrategy
+from aio_pipeline.middlewares.retry import SequentialStrategy
 from aio_pipeline.testing import FakeTransport
-from middlewares.circuit_breaker import CircuitBreakerMiddleware
-from middlewares.deadline import ClientDeadline
-from middlewares.hedging import ParallelStrategy
-from middlewares.retry import SequentialStrategy
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
 

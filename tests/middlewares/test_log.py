@@ -37,8 +37,8 @@ from aio_pipeline import (
     get,
     set_context,
 )
-from aio_pipeline._events import wants
-from middlewares.log import ClientLog, ServerLog
+from aio_pipeline.middlewares.log import ClientLog, ServerLog
+from aio_pipeline.policy import wants
 
 ENDPOINT = "http://127.0.0.1:8080/api/"
 extras = pytest.mark.needs_extras

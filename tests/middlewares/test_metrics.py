@@ -31,9 +31,9 @@ from aio_pipeline import (
     TransportError,
     get,
 )
-from aio_pipeline._labels import MAX_ROUTES
-from middlewares.metrics import DEFAULT_BUCKETS, PROMETHEUS_METRICS_PROVIDER, PrometheusMetricsProvider
-from middlewares.strategy import SingleAttempt
+from aio_pipeline.middlewares.prometheus import DEFAULT_BUCKETS, PROMETHEUS_METRICS_PROVIDER, PrometheusMetricsProvider
+from aio_pipeline.middlewares.strategy import SingleAttempt
+from aio_pipeline.observe import MAX_ROUTES
 
 ENDPOINT = "http://127.0.0.1:8080/api/"
 extras = pytest.mark.needs_extras
@@ -386,7 +386,7 @@ async def test_the_client_header_name_is_configurable(registry: Any) -> None:
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_under_the_adapters_exchange_the_status_sent_is_recorded_when_it_is_final(registry: Any) -> None:
-    from aio_pipeline._exchange import CURRENT_EXCHANGE, Exchange
+    from aio_pipeline.observe import CURRENT_EXCHANGE, Exchange
 
     middleware = PrometheusMetricsProvider(registry=registry).server_middleware()
     request = inbound()

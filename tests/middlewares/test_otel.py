@@ -25,13 +25,13 @@ from aio_pipeline import (
     constant_delays,
     get,
 )
-from aio_pipeline._labels import MAX_ROUTES
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.otel import OpenTelemetryMetricsProvider
+from aio_pipeline.middlewares.retry import SequentialStrategy
+from aio_pipeline.middlewares.strategy import PerCallStrategy
+from aio_pipeline.middlewares.wire import SystemHeaders
+from aio_pipeline.observe import MAX_ROUTES
 from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
-from middlewares.deadline import ClientDeadline
-from middlewares.otel import OpenTelemetryMetricsProvider
-from middlewares.retry import SequentialStrategy
-from middlewares.strategy import PerCallStrategy
-from middlewares.wire import SystemHeaders
 
 HOST = "127.0.0.1"
 extras = pytest.mark.needs_extras

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aio_pipeline import Client, Deadline, Headers, Pipeline, Priority, Response, get
-from aio_pipeline._context import Context, get_context, set_context
+from aio_pipeline.middlewares.priority import ClientPriority, ServerPriority
+from aio_pipeline.propagation import Context, get_context, set_context
 from aio_pipeline.testing import FakeTransport
-from middlewares.priority import ClientPriority, ServerPriority
 
 ENDPOINT = "http://service.test/"
 

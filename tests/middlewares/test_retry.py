@@ -20,29 +20,27 @@ from aio_pipeline import (
     get,
     post,
 )
-from aio_pipeline._budget import RetryBudget
-from aio_pipeline._delays import (
-    PercentileBasedRequestAttemptDelaysProvider,
-    constant_delays,
-    exponential_backoff_delays,
-    linear_delays,
-)
-from aio_pipeline._events import (
-    AttemptFinished,
-    AttemptStarted,
-    BudgetExhausted,
-    Event,
-    RetryAfterGaveUp,
-    RetryAfterHonoured,
-    RetryScheduled,
-)
-from aio_pipeline.testing import FakeTransport, Step
-from middlewares.retry import (
+from aio_pipeline.middlewares.retry import (
     SequentialStrategy,
     pass_deadline_through,
     sequential_strategy,
     split_deadline_between_attempts,
 )
+from aio_pipeline.policy import (
+    AttemptFinished,
+    AttemptStarted,
+    BudgetExhausted,
+    Event,
+    PercentileBasedRequestAttemptDelaysProvider,
+    RetryAfterGaveUp,
+    RetryAfterHonoured,
+    RetryBudget,
+    RetryScheduled,
+    constant_delays,
+    exponential_backoff_delays,
+    linear_delays,
+)
+from aio_pipeline.testing import FakeTransport, Step
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
 

@@ -13,10 +13,10 @@ import pytest
 import pytest_asyncio
 from aiohttp import test_utils, web
 
+from aio_pipeline.middlewares.deadline import ServerDeadline
+from aio_pipeline.middlewares.priority import ServerPriority
+from aio_pipeline.middlewares.shedding import LoadShedding
 from aio_pipeline.server.aiohttp import aiohttp_server_middleware
-from middlewares.deadline import ServerDeadline
-from middlewares.priority import ServerPriority
-from middlewares.shedding import LoadShedding
 
 pytestmark = pytest.mark.asyncio
 

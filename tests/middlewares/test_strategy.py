@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from aio_pipeline import Client, ConnectError, Pipeline, Request, Response, get, post
-from aio_pipeline._budget import BUDGET_EXTENSION, RetryBudget
-from aio_pipeline._client import STRATEGY_EXTENSION
-from aio_pipeline._delays import constant_delays
-from aio_pipeline._events import AttemptFinished, AttemptStarted, Event, with_event_hook
-from aio_pipeline._pipeline import Handler
+from aio_pipeline import Client, ConnectError, Handler, Pipeline, Request, Response, get, post
+from aio_pipeline.extensions import BUDGET, STRATEGY, with_event_hook
+from aio_pipeline.middlewares.retry import SequentialStrategy, sequential_strategy
+from aio_pipeline.middlewares.strategy import PerCallStrategy, SingleAttempt, single_attempt_strategy
+from aio_pipeline.policy import (
+    AttemptFinished,
+    AttemptStarted,
+    Event,
+    RetryBudget,
+    constant_delays,
+)
 from aio_pipeline.testing import FakeTransport
-from middlewares.retry import SequentialStrategy, sequential_strategy
-from middlewares.strategy import PerCallStrategy, SingleAttempt, single_attempt_strategy
 
 ENDPOINT = "http://service.local/"
 
@@ -83,8 +86,8 @@ def test_client_request_puts_the_strategy_on_the_request() -> None:
     strategy = single_attempt_strategy()
     client = Client(ENDPOINT, Pipeline(FakeTransport()))
     context = client.request(get("x"), strategy=strategy)
-    assert context._request.extensions[STRATEGY_EXTENSION] is strategy
-    assert STRATEGY_EXTENSION not in client.request(get("x"))._request.extensions
+    assert STRATEGY.get(context._request) is strategy
+    assert STRATEGY.get(client.request(get("x"))._request) is None
 
 
 @pytest.mark.asyncio
@@ -106,11 +109,11 @@ async def test_an_outer_budget_on_the_request_is_kept() -> None:
     carried: list[object] = []
 
     async def spy(request: Request, call_next: Handler[Request, Response], /) -> Response:
-        carried.append(request.extensions[BUDGET_EXTENSION])
+        carried.append(BUDGET.get(request))
         return await call_next(request)
 
     pipeline = Pipeline(FakeTransport([Response(200)]), [PerCallStrategy(spy)])
-    await pipeline(get("x").with_extension(BUDGET_EXTENSION, outer))
+    await pipeline(BUDGET.on(get("x"), outer))
     assert carried == [outer]
 
 

@@ -33,21 +33,21 @@ from aio_pipeline import (
     constant_delays,
     get,
 )
-from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
-from middlewares.circuit_breaker import CircuitBreakerMiddleware
-from middlewares.deadline import ClientDeadline
-from middlewares.hedging import ParallelStrategy
-from middlewares.retry import SequentialStrategy
-from middlewares.shedding import LoadShedding
-from middlewares.strategy import PerCallStrategy, SingleAttempt
-from middlewares.tracing import (
+from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.hedging import ParallelStrategy
+from aio_pipeline.middlewares.retry import SequentialStrategy
+from aio_pipeline.middlewares.shedding import LoadShedding
+from aio_pipeline.middlewares.strategy import PerCallStrategy, SingleAttempt
+from aio_pipeline.middlewares.tracing import (
     ClientTracing,
     ServerTracing,
     client_tracing_setup,
     current_trace_ids,
     with_trace_ids,
 )
-from middlewares.wire import SystemHeaders
+from aio_pipeline.middlewares.wire import SystemHeaders
+from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
 
 HOST = "127.0.0.1"
 extras = pytest.mark.needs_extras
@@ -58,7 +58,7 @@ extras = pytest.mark.needs_extras
 
 def test_the_package_and_this_module_import_without_importing_opentelemetry() -> None:
     code = (
-        "import sys, aio_pipeline, middlewares.tracing, middlewares.log, middlewares.metrics;"
+        "import sys, aio_pipeline, aio_pipeline.middlewares;"
         "from aio_pipeline.server.aiohttp import aiohttp_middleware_factory;"
         "aiohttp_middleware_factory();"
         "assert not [m for m in sys.modules if m.startswith('opentelemetry')], sorted(sys.modules)"
@@ -417,7 +417,7 @@ def logs() -> Iterator[list[dict[str, Any]]]:
 async def test_log_events_carry_the_ids_of_the_spans_they_belong_to(
     traces: Traces, serve: Callable[..., Awaitable[str]], logs: list[dict[str, Any]]
 ) -> None:
-    from middlewares.log import ClientLog, ServerLog
+    from aio_pipeline.middlewares.log import ClientLog, ServerLog
 
     factory = aiohttp_middleware_factory(tracing=True, tracer_provider=traces.provider, outer_middlewares=[ServerLog()])
     base = await serve([factory], fine)
@@ -469,7 +469,7 @@ async def test_histogram_buckets_carry_the_trace_as_an_exemplar_in_the_openmetri
     from prometheus_client import CollectorRegistry
 
     from aio_pipeline import AioHttpTransport
-    from middlewares.metrics import PrometheusMetricsProvider
+    from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 
     server_registry, client_registry, plain_registry = CollectorRegistry(), CollectorRegistry(), CollectorRegistry()
     server_side = PrometheusMetricsProvider(registry=server_registry)
@@ -527,8 +527,8 @@ async def test_histogram_buckets_carry_the_trace_as_an_exemplar_in_the_openmetri
 
 @extras
 def test_with_trace_ids_sets_it_on_our_observers_only() -> None:
-    from middlewares.log import ClientLog, ServerLog
-    from middlewares.metrics import PrometheusMetricsProvider
+    from aio_pipeline.middlewares.log import ClientLog, ServerLog
+    from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 
     class MyLog(ClientLog):
         pass
@@ -554,7 +554,7 @@ def dataclass_fields(thing: Any) -> dict[str, Any]:
 @extras
 @pytest.mark.asyncio
 async def test_client_tracing_setup_gives_the_pieces_setup_places(traces: Traces) -> None:
-    from middlewares.log import ClientLog
+    from aio_pipeline.middlewares.log import ClientLog
 
     log = ClientLog()
     pieces = client_tracing_setup(tracer_provider=traces.provider, call_middlewares=[log, SystemHeaders()])

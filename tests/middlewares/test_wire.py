@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aio_pipeline import Deadline, Handler, Pipeline, Priority, Request, Response, get
-from aio_pipeline._wire import timeout_header_value
+from aio_pipeline.middlewares.wire import SystemHeaders
+from aio_pipeline.propagation import timeout_header_value
 from aio_pipeline.testing import FakeTransport
-from middlewares.wire import SystemHeaders
 
 URL = "http://service.test/thing"
 

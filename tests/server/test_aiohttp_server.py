@@ -21,14 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aio_pipeline import DeadlineExceededError, OverloadedError, Priority
-from aio_pipeline._context import get_context
+from aio_pipeline.middlewares.deadline import ServerDeadline
+from aio_pipeline.propagation import get_context
 from aio_pipeline.server.aiohttp import (
     aiohttp_handler_timeout,
     aiohttp_middleware_factory,
     aiohttp_server_middleware,
     aiohttp_timeout,
 )
-from middlewares.deadline import ServerDeadline
 
 HOST = "127.0.0.1"
 
@@ -388,7 +388,7 @@ async def test_per_handler_defaults_hold_behind_an_inner_aiohttp_middleware(
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_a_subclass_of_our_deadline_middleware_runs_as_given() -> None:
-    from middlewares.priority import ServerPriority
+    from aio_pipeline.middlewares.priority import ServerPriority
 
     @dataclass(frozen=True, kw_only=True)
     class Audited(ServerDeadline):
@@ -412,7 +412,7 @@ async def test_a_subclass_of_our_deadline_middleware_runs_as_given() -> None:
 async def test_one_handler_on_two_routes_is_labelled_with_each_route() -> None:
     from prometheus_client import CollectorRegistry
 
-    from middlewares.metrics import PrometheusMetricsProvider
+    from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 
     registry = CollectorRegistry()
     app = web.Application(
@@ -442,8 +442,8 @@ async def test_the_deadline_and_the_duration_count_from_the_arrival_at_the_adapt
     from prometheus_client import CollectorRegistry
     from structlog.testing import capture_logs
 
-    from middlewares.log import ServerLog
-    from middlewares.metrics import PrometheusMetricsProvider
+    from aio_pipeline.middlewares.log import ServerLog
+    from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 
     async def slow_start(request: web.Request, call_next: ServerCallNext, /) -> web.StreamResponse:
         await asyncio.sleep(0.5)
@@ -564,8 +564,8 @@ async def test_defect_15_client_header_name_never_replaces_a_users_middleware() 
     from prometheus_client import CollectorRegistry
     from structlog.testing import capture_logs
 
-    from middlewares.log import ServerLog
-    from middlewares.metrics import PrometheusMetricsProvider
+    from aio_pipeline.middlewares.log import ServerLog
+    from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 
     registry = CollectorRegistry()
     counts, fixed = CountsCallers(), FixedHeader()

@@ -101,7 +101,7 @@ def stack(name: str) -> Any:
         return aiohttp_middleware_factory()
     from prometheus_client import CollectorRegistry
 
-    from middlewares.metrics import PrometheusMetricsProvider
+    from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 
     return aiohttp_middleware_factory(metrics_provider=PrometheusMetricsProvider(registry=CollectorRegistry()))
 

@@ -23,11 +23,11 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from aio_pipeline import AioHttpTransport, Client, OverloadedError, Pipeline, get
+from aio_pipeline.middlewares.deadline import ClientDeadline
+from aio_pipeline.middlewares.log import ServerLog
+from aio_pipeline.middlewares.otel import OpenTelemetryMetricsProvider
+from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
-from middlewares.deadline import ClientDeadline
-from middlewares.log import ServerLog
-from middlewares.metrics import PrometheusMetricsProvider
-from middlewares.otel import OpenTelemetryMetricsProvider
 
 if TYPE_CHECKING:
     from tests.conftest import StartRawServer

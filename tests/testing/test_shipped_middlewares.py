@@ -22,21 +22,21 @@ from typing import Any
 import pytest
 
 import aio_pipeline as ap
-import middlewares
+import aio_pipeline.middlewares
 from aio_pipeline import PipelineError
 from aio_pipeline.facade._familiar import StaticEndpointProvider
 from aio_pipeline.facade._modules import BypassModule, LowTimeoutModule, as_middleware
 from aio_pipeline.facade._setup import _Enrich, _ResolveEndpoint
 from aio_pipeline.facade._synthetic import SyntheticResponses
+from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
+from aio_pipeline.middlewares.deadline import ClientDeadline, ServerDeadline
+from aio_pipeline.middlewares.hedging import ParallelStrategy
+from aio_pipeline.middlewares.priority import ClientPriority, ServerPriority
+from aio_pipeline.middlewares.retry import RetryUntilDeadlineExpiredStrategy, SequentialStrategy
+from aio_pipeline.middlewares.shedding import LoadShedding
+from aio_pipeline.middlewares.strategy import MethodBasedStrategy, PerCallStrategy, SingleAttempt
+from aio_pipeline.middlewares.wire import SystemHeaders
 from aio_pipeline.testing import check_middleware, check_server_middleware
-from middlewares.circuit_breaker import CircuitBreakerMiddleware
-from middlewares.deadline import ClientDeadline, ServerDeadline
-from middlewares.hedging import ParallelStrategy
-from middlewares.priority import ClientPriority, ServerPriority
-from middlewares.retry import RetryUntilDeadlineExpiredStrategy, SequentialStrategy
-from middlewares.shedding import LoadShedding
-from middlewares.strategy import MethodBasedStrategy, PerCallStrategy, SingleAttempt
-from middlewares.wire import SystemHeaders
 
 ROOT = Path(__file__).resolve().parents[2]
 Factory = Callable[[], Any]
@@ -59,7 +59,7 @@ def breaker() -> ap.DefaultCircuitBreaker[str, Any]:
 def prometheus() -> Any:
     from prometheus_client import CollectorRegistry
 
-    from middlewares.metrics import PrometheusMetricsProvider
+    from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
 
     return PrometheusMetricsProvider(registry=CollectorRegistry())
 
@@ -68,7 +68,7 @@ def opentelemetry() -> Any:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from middlewares.otel import OpenTelemetryMetricsProvider
+    from aio_pipeline.middlewares.otel import OpenTelemetryMetricsProvider
 
     return OpenTelemetryMetricsProvider(meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
@@ -80,25 +80,25 @@ def tracer_provider() -> Any:
 
 
 def client_log() -> Any:
-    from middlewares.log import ClientLog
+    from aio_pipeline.middlewares.log import ClientLog
 
     return ClientLog(every_call=True, log_attempts=True)
 
 
 def server_log() -> Any:
-    from middlewares.log import ServerLog
+    from aio_pipeline.middlewares.log import ServerLog
 
     return ServerLog(log_headers=True)
 
 
 def client_tracing() -> Any:
-    from middlewares.tracing import ClientTracing
+    from aio_pipeline.middlewares.tracing import ClientTracing
 
     return ClientTracing(tracer_provider=tracer_provider())
 
 
 def server_tracing() -> Any:
-    from middlewares.tracing import ServerTracing
+    from aio_pipeline.middlewares.tracing import ServerTracing
 
     return ServerTracing(tracer_provider=tracer_provider())
 
@@ -213,8 +213,8 @@ def test_the_example_without_its_mapping_promise_would_fail() -> None:
 def shipped_middleware_classes() -> set[str]:
     """Every public class of ``middlewares/`` called as ``(request, call_next)``."""
     found: set[str] = set()
-    for info in pkgutil.iter_modules(middlewares.__path__):
-        module = importlib.import_module(f"middlewares.{info.name}")
+    for info in pkgutil.iter_modules(aio_pipeline.middlewares.__path__):
+        module = importlib.import_module(f"aio_pipeline.middlewares.{info.name}")
         for name in getattr(module, "__all__", ()):
             value = getattr(module, name)
             if not inspect.isclass(value) or issubclass(value, BaseException):

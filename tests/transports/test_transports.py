@@ -45,8 +45,8 @@ from aio_pipeline import (
     post_json,
     request,
 )
-from aio_pipeline._delays import constant_delays
-from middlewares.retry import SequentialStrategy
+from aio_pipeline.middlewares.retry import SequentialStrategy
+from aio_pipeline.policy import constant_delays
 
 if TYPE_CHECKING:
     from conftest import Respond, Server, StartRawServer
