@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterable
 from types import TracebackType
 
-from ._pipeline import Middleware, compose
 from ._transport import Transport
+from .chain import Middleware, checked_middlewares, compose
 from .extensions import STRATEGY
 from .http import Request, Response, check_endpoint, new_request
 from .propagation import Deadline, Priority
@@ -29,10 +29,7 @@ class Pipeline:
         if not isinstance(transport, Transport):
             raise ValueError(f"transport must be a Transport such as AioHttpTransport(session), got {transport!r}")
         self.transport = transport
-        self.middlewares: tuple[Middleware[Request, Response], ...] = tuple(middlewares)
-        for middleware in self.middlewares:
-            if not callable(middleware):
-                raise ValueError(f"middlewares must be callables (request, call_next), got {middleware!r}")
+        self.middlewares: tuple[Middleware[Request, Response], ...] = checked_middlewares(middlewares)
         self._handler = compose(self.middlewares, transport.send_request)
 
     def __repr__(self) -> str:

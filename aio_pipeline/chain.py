@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeAlias, TypeVar
 
-__all__ = ["Handler", "Middleware", "compose", "link"]
+__all__ = ["Handler", "Middleware", "checked_middlewares", "compose", "link"]
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -49,3 +49,32 @@ def link(
         linked: Handler[RequestT, ResponseT] = own(call_next)
         return linked
     return lambda request: middleware(request, call_next)
+
+
+def checked_middlewares(
+    middlewares: Iterable[Middleware[RequestT, ResponseT]], option: str = "middlewares"
+) -> tuple[Middleware[RequestT, ResponseT], ...]:
+    """``middlewares`` as a tuple, checked when a stack is built rather than at its first call.
+
+    Each must be callable; and a step that resolves something the callee must be told (a class
+    attribute ``needs_wire_writer = True``: ``ClientDeadline``, ``ClientPriority``) needs a
+    step after it that writes it on the wire (``is_wire_writer = True``: ``SystemHeaders``).
+    Without one the deadline and priority stay local, silently; a stack meant to keep them local
+    says so with ``SystemHeaders(emit_system_headers=False)``. ``ValueError`` names ``option``.
+    """
+    stack = tuple(middlewares)
+    waiting: object = None  # the first step still waiting for a writer after it
+    for middleware in stack:
+        if not callable(middleware):
+            raise ValueError(f"{option} must be callables (request, call_next), got {middleware!r}")
+        if getattr(middleware, "is_wire_writer", False):
+            waiting = None
+        elif waiting is None and getattr(middleware, "needs_wire_writer", False):
+            waiting = middleware
+    if waiting is not None:
+        raise ValueError(
+            f"{option} has {type(waiting).__name__} but nothing after it writes the deadline and priority"
+            " on the wire: add SystemHeaders() last (or SystemHeaders(emit_system_headers=False)"
+            " to keep them local)"
+        )
+    return stack

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final, Generic, TypeVar, cast
 
-from ._pipeline import Middleware
+from .chain import Middleware
 from .http import Request, Response
 from .policy import DefaultResponseClassifier, EventHook, ResponseClassifier, RetryBudget
 

@@ -21,9 +21,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 import aio_pipeline as ap
+from aio_pipeline import aiohttp_middleware_factory
 from aio_pipeline.middlewares.log import ClientLog, ServerLog
 from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
-from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
 
 HOST = "127.0.0.1"
 CALLER = {"X-Service-Name": "checkout"}

@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
-from aio_pipeline import CircuitOpenError, Handler, InvalidRequestError
+from aio_pipeline.chain import Handler
 from aio_pipeline.circuit import CircuitBreaker, DefaultCircuitBreaker
+from aio_pipeline.errors import CircuitOpenError, InvalidRequestError
 from aio_pipeline.http import Request, Response
 from aio_pipeline.policy import DefaultResponseClassifier, ResponseClassifier, ResponseVerdict, check_kind
 from aio_pipeline.propagation import LOW_TIMEOUT_THRESHOLD

@@ -16,9 +16,10 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from aio_pipeline import DeadlineExceededError, DeadlineRejectedError, Handler
+from aio_pipeline.chain import Handler
+from aio_pipeline.errors import DeadlineExceededError, DeadlineRejectedError
 from aio_pipeline.http import Request, Response
 from aio_pipeline.propagation import (
     CONTEXT,
@@ -89,6 +90,9 @@ class ClientDeadline:
         timeout: seconds for a call with no explicit and no inherited deadline; default 20.
         low_timeout_threshold: seconds; default 0.005 (5 ms).
     """
+
+    #: resolves what the callee must be told: a stack needs ``SystemHeaders`` after it (``checked_middlewares``)
+    needs_wire_writer: ClassVar[bool] = True
 
     timeout: float = DEFAULT_TIMEOUT
     low_timeout_threshold: float = LOW_TIMEOUT_THRESHOLD
@@ -161,6 +165,9 @@ class ServerDeadline:
             ``None`` when its handler has none; the server adapter supplies it (for aiohttp,
             ``aiohttp_handler_timeout``, which reads ``@aiohttp_timeout``). Default ``None``.
     """
+
+    #: never reads the exchange (``aiohttp_server_middleware``): a stack of such steps opens none
+    observes_exchange: ClassVar[bool] = False
 
     timeout: float = DEFAULT_TIMEOUT
     max_timeout: float | None = None

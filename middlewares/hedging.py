@@ -28,7 +28,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from aio_pipeline import Handler, TransportError
+from aio_pipeline.chain import Handler
+from aio_pipeline.errors import TransportError
 from aio_pipeline.extensions import budget_for, classifier_for, event_hooks_for
 from aio_pipeline.http import Request, Response
 from aio_pipeline.policy import (

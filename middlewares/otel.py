@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from aio_pipeline import Handler, InvalidRequestError, Middleware
+from aio_pipeline.chain import Handler, Middleware
 from aio_pipeline.circuit import CircuitStateChanged
+from aio_pipeline.errors import InvalidRequestError
 from aio_pipeline.http import Request, Response
 from aio_pipeline.observe import (
     ATTEMPT_KINDS,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
-from aio_pipeline import Handler
+from aio_pipeline.chain import Handler
 from aio_pipeline.http import Request, Response
 from aio_pipeline.propagation import CONTEXT, PRIORITY_HEADER, Context, InboundRequest, Priority, get_context
 
@@ -36,6 +36,9 @@ class ClientPriority:
     Options:
         default: the priority of a call with no explicit and no inherited one; default NORMAL.
     """
+
+    #: resolves what the callee must be told: a stack needs ``SystemHeaders`` after it (``checked_middlewares``)
+    needs_wire_writer: ClassVar[bool] = True
 
     default: Priority = Priority.NORMAL
 
@@ -70,6 +73,9 @@ class ServerPriority:
     Options:
         default: the priority of a request that carries none; default NORMAL.
     """
+
+    #: never reads the exchange (``aiohttp_server_middleware``): a stack of such steps opens none
+    observes_exchange: ClassVar[bool] = False
 
     default: Priority = Priority.NORMAL
 

@@ -48,8 +48,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
-from aio_pipeline import Handler, InvalidRequestError, Middleware
+from aio_pipeline.chain import Handler, Middleware
 from aio_pipeline.circuit import CircuitStateChanged
+from aio_pipeline.errors import InvalidRequestError
 from aio_pipeline.http import Request, Response, check_header_name
 from aio_pipeline.observe import (
     ATTEMPT_KINDS,

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from aio_pipeline import DeadlineRejectedError, Handler, Middleware
+from aio_pipeline.chain import Handler, Middleware
+from aio_pipeline.errors import DeadlineRejectedError
 from aio_pipeline.extensions import budget_for, classifier_for, event_hooks_for
 from aio_pipeline.http import Request, Response
 from aio_pipeline.policy import (

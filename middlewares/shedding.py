@@ -24,9 +24,9 @@ import itertools
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
-from aio_pipeline import OverloadedError
+from aio_pipeline.errors import OverloadedError
 from aio_pipeline.propagation import CONTEXT, Priority, loop_clock
 
 __all__ = ["LoadShedding"]
@@ -50,6 +50,9 @@ class LoadShedding:
 
     The state (``in_flight``, ``waiting``) is per instance: one instance per server.
     """
+
+    #: never reads the exchange (``aiohttp_server_middleware``): a stack of such steps opens none
+    observes_exchange: ClassVar[bool] = False
 
     max_concurrency: int
     high_reserve: float = 0.2

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import cast
 
-from aio_pipeline import Handler, Middleware, link
+from aio_pipeline.chain import Handler, Middleware, link
 from aio_pipeline.extensions import BUDGET, CLASSIFIER, EVENT_HOOKS, STRATEGY, budget_for, event_hooks_for
 from aio_pipeline.http import IDEMPOTENT_METHODS, Request, Response
 from aio_pipeline.policy import (

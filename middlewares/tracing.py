@@ -93,8 +93,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
-from aio_pipeline import CircuitOpenError, Handler, InvalidRequestError, Middleware
+from aio_pipeline.chain import Handler, Middleware
 from aio_pipeline.circuit import CircuitStateChanged
+from aio_pipeline.errors import CircuitOpenError, InvalidRequestError
 from aio_pipeline.http import Request, Response, check_header_name
 from aio_pipeline.observe import (
     HTTP_METHODS,

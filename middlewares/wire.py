@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import ClassVar
 
-from aio_pipeline import Handler
+from aio_pipeline.chain import Handler
 from aio_pipeline.http import Headers, Request, Response
 from aio_pipeline.propagation import ATTEMPT_HEADER, PRIORITY_HEADER, TIMEOUT_HEADER, Priority, timeout_header_value
 
@@ -52,6 +53,9 @@ class SystemHeaders:
         emit_system_headers: write the three headers (overwriting any caller value); ``False``
             writes none and leaves the caller's headers as they are. Default ``True``.
     """
+
+    #: writes the deadline and priority on the wire (``checked_middlewares``)
+    is_wire_writer: ClassVar[bool] = True
 
     emit_system_headers: bool = True
 

@@ -40,19 +40,20 @@ from aio_pipeline import (
     Pipeline,
     Priority,
     Response,
+    aiohttp_middleware_factory,
     constant_delays,
     get,
     parse_retry_after,
     sequential_strategy,
     setup,
 )
+from aio_pipeline.middlewares import SystemHeaders
 from aio_pipeline.middlewares.deadline import ClientDeadline
 from aio_pipeline.middlewares.hedging import ParallelStrategy
 from aio_pipeline.middlewares.retry import SequentialStrategy
 from aio_pipeline.middlewares.shedding import LoadShedding
 from aio_pipeline.middlewares.strategy import PerCallStrategy
 from aio_pipeline.propagation import get_context
-from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
 from aio_pipeline.testing import FakeTransport
 
 if TYPE_CHECKING:
@@ -349,7 +350,7 @@ async def test_no_retry_after_makes_a_strategy_raise_or_sleep_past_the_deadline(
         else SequentialStrategy(attempts_count=2, delays_provider=constant_delays(delay=BACKOFF))
     )
     transport = FakeTransport([Response(503, {"Retry-After": value}), Response(200)])
-    pipeline = Pipeline(transport, [ClientDeadline(), PerCallStrategy(strategy)])
+    pipeline = Pipeline(transport, [ClientDeadline(), PerCallStrategy(strategy), SystemHeaders()])
     loop = asyncio.get_running_loop()
     started = loop.time()
 

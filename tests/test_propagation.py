@@ -21,12 +21,20 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from aio_pipeline import AioHttpTransport, Client, Deadline, DeadlineExceededError, Pipeline, Priority, get
+from aio_pipeline import (
+    AioHttpTransport,
+    Client,
+    Deadline,
+    DeadlineExceededError,
+    Pipeline,
+    Priority,
+    aiohttp_middleware_factory,
+    get,
+)
 from aio_pipeline.middlewares.deadline import ClientDeadline
 from aio_pipeline.middlewares.priority import ClientPriority
 from aio_pipeline.middlewares.wire import SystemHeaders
 from aio_pipeline.propagation import Context, get_context, set_context
-from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
 
 HOST = "127.0.0.1"
 #: How far a header may be from the time really left at the hop that receives it.

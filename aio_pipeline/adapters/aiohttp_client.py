@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import payload
 
-from .._errors import DeadlineExceededError, InvalidRequestError, PipelineError
-from .._pipeline import Middleware, compose
+from ..chain import Middleware, checked_middlewares, compose
+from ..errors import DeadlineExceededError, InvalidRequestError, PipelineError
 from ..extensions import AIOHTTP_CALL
 from ..http import Headers, Request, Response
 from ..propagation import covered, time_to_send, within
@@ -78,10 +78,7 @@ class _PipelineMiddleware:
     __slots__ = ("_handler", "buffer_payload", "middlewares")
 
     def __init__(self, middlewares: Iterable[Middleware[Request, Response]], *, buffer_payload: bool) -> None:
-        self.middlewares = tuple(middlewares)
-        for middleware in self.middlewares:
-            if not callable(middleware):
-                raise ValueError(f"middlewares must be callables (request, call_next), got {middleware!r}")
+        self.middlewares = checked_middlewares(middlewares)
         self.buffer_payload = buffer_payload
         self._handler = compose(self.middlewares, _send)
 

@@ -37,8 +37,8 @@ from typing import Any, Final, TypeVar
 
 import httpx
 
-from .._errors import InvalidRequestError, PipelineError
-from .._pipeline import Middleware, compose
+from ..chain import Middleware, checked_middlewares, compose
+from ..errors import InvalidRequestError, PipelineError
 from ..extensions import HTTPX_CALL
 from ..http import Headers, Request, Response
 from ..propagation import Deadline, Priority, covered, inherited_deadline, time_to_send, within
@@ -65,10 +65,7 @@ class HttpxPipelineTransport(httpx.AsyncBaseTransport):
     def __init__(
         self, middlewares: Iterable[Middleware[Request, Response]], inner: httpx.AsyncBaseTransport | None = None
     ) -> None:
-        self.middlewares = tuple(middlewares)
-        for middleware in self.middlewares:
-            if not callable(middleware):
-                raise ValueError(f"middlewares must be callables (request, call_next), got {middleware!r}")
+        self.middlewares = checked_middlewares(middlewares)
         self.inner = inner if inner is not None else httpx.AsyncHTTPTransport()
         self._handler = compose(self.middlewares, self._send)
 

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
-from .._errors import CircuitOpenError, InvalidRequestError
+from ..errors import CircuitOpenError, InvalidRequestError
 from ..policy import is_count, is_seconds, require
 from ..propagation import loop_time
 from ._states import CircuitBreaker, CircuitState, CircuitStateChanged, KeyT, NoopCircuitBreaker, ResultT

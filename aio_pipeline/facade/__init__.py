@@ -39,6 +39,7 @@ from ._modules import (
     TransportModule,
     build_pipeline,
 )
+from ._server import aiohttp_middleware_factory
 from ._setup import setup, setup_v2
 from ._synthetic import SyntheticResponses, synthetic_response, synthetic_send
 
@@ -71,6 +72,7 @@ __all__ = [
     "SyntheticResponses",
     "TransportModule",
     "UnexpectedContentTypeError",
+    "aiohttp_middleware_factory",
     "build_pipeline",
     "setup",
     "setup_v2",

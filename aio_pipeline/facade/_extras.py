@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from .._pipeline import Handler, Middleware
+from ..chain import Handler, Middleware
 from ..http import Request, Response
 from ..propagation import loop_time
 

@@ -9,8 +9,8 @@ from typing import Any, TypeAlias
 
 import yarl
 
-from .._errors import ContentTypeError
-from .._pipeline import Middleware
+from ..chain import Middleware
+from ..errors import ContentTypeError
 from ..http import Headers, HeadersLike, Request, Response, check_endpoint
 from ..policy import DO_NOT_RETRY_HEADER
 from ..propagation import ATTEMPT_HEADER, PRIORITY_HEADER, SERVICE_NAME_HEADER, TIMEOUT_HEADER

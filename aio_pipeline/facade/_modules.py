@@ -17,9 +17,9 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 import yarl
 
-from .._errors import PipelineError
-from .._pipeline import Handler
 from .._transport import Transport
+from ..chain import Handler
+from ..errors import PipelineError
 from ..http import Request, Response
 from ..policy import ResponseVerdict
 from ..propagation import Deadline, Priority

@@ -19,10 +19,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._client import Client, Pipeline
-from .._pipeline import Handler, Middleware
 from .._transport import Transport
+from ..chain import Handler, Middleware, checked_middlewares
 from ..circuit import CircuitBreaker
 from ..http import Request, Response, check_endpoint
+from ..middlewares.circuit_breaker import CircuitBreakerMiddleware
+from ..middlewares.deadline import ClientDeadline
+from ..middlewares.priority import ClientPriority
+from ..middlewares.retry import sequential_strategy
+from ..middlewares.strategy import MethodBasedStrategy, PerCallStrategy, single_attempt_strategy
+from ..middlewares.tracing import client_tracing_setup
+from ..middlewares.wire import SystemHeaders
 from ..observe import MetricsProvider
 from ..policy import ResponseClassifier, RetryBudget, check_kind
 from ..propagation import LOW_TIMEOUT_THRESHOLD, Priority
@@ -135,15 +142,6 @@ def setup(
 
     Failures never raise: they come back as synthetic responses (see ``SyntheticResponses``).
     """
-    # Imported here: the middlewares import ``aio_pipeline``'s public names, and this module is
-    # imported while ``aio_pipeline`` is still being set up.
-    from ..middlewares.circuit_breaker import CircuitBreakerMiddleware
-    from ..middlewares.deadline import ClientDeadline
-    from ..middlewares.priority import ClientPriority
-    from ..middlewares.retry import sequential_strategy
-    from ..middlewares.strategy import MethodBasedStrategy, PerCallStrategy, single_attempt_strategy
-    from ..middlewares.wire import SystemHeaders
-
     if (endpoint is None) == (endpoint_provider is None):
         raise ValueError("give exactly one of endpoint and endpoint_provider")
     if not isinstance(priority, Priority):
@@ -159,11 +157,8 @@ def setup(
     ]:
         if function is not None and not callable(function):
             raise ValueError(f"{name} must be callable, got {function!r}")
-    middlewares, call_middlewares = tuple(as_middleware(m) for m in middlewares), tuple(call_middlewares)
-    for name, given in [("middlewares", middlewares), ("call_middlewares", call_middlewares)]:
-        for middleware in given:
-            if not callable(middleware):
-                raise ValueError(f"{name} must be callables (request, call_next), got {middleware!r}")
+    middlewares = checked_middlewares((as_middleware(m) for m in middlewares), "middlewares")
+    call_middlewares = checked_middlewares(call_middlewares, "call_middlewares")
     provider = endpoint_provider or StaticEndpointProvider(endpoint)  # type: ignore[arg-type]  # checked there
     if metrics_provider is None:
         metrics_provider = getattr(transport, "metrics_provider", None)
@@ -175,8 +170,6 @@ def setup(
         raise ValueError("tracer_provider is used only with tracing=True")
     traced = None
     if tracing:
-        from ..middlewares.tracing import client_tracing_setup
-
         traced = client_tracing_setup(
             tracer_provider=tracer_provider, metrics_provider=metrics_provider, call_middlewares=call_middlewares
         )

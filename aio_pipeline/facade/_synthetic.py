@@ -18,7 +18,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import (
+from .._transport import Transport
+from ..chain import Handler
+from ..errors import (
     CircuitOpenError,
     DeadlineExceededError,
     DeadlineRejectedError,
@@ -27,8 +29,6 @@ from .._errors import (
     TooManyRedirectsError,
     TransportError,
 )
-from .._pipeline import Handler
-from .._transport import Transport
 from ..http import Request, Response
 from ..propagation import loop_time
 from ._familiar import EMPTY_HEADERS, EmptyResponse, Header

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from .._errors import InvalidRequestError
+from ..errors import InvalidRequestError
 from ._headers import Headers, HeadersLike
 from ._request import STANDARD_METHODS, QueryLike, Request, _query_pairs, check_headers, checked_method, new_request
 

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 from urllib.parse import urlencode
 
-from .._errors import InvalidRequestError
+from ..errors import InvalidRequestError
 from ..propagation import Deadline, Priority
 from ._headers import Headers
 from ._url import authority_of, escape_segment, is_absolute, join_url, requote, route_of

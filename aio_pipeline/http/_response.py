@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from .._errors import ContentTypeError
+from ..errors import ContentTypeError
 
 if TYPE_CHECKING:
     from ._request import Request

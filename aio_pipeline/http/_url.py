@@ -7,7 +7,7 @@ import functools
 import re
 from urllib.parse import quote, urlsplit
 
-from .._errors import InvalidRequestError
+from ..errors import InvalidRequestError
 
 __all__ = ["authority_of", "check_endpoint", "escape_segment", "is_absolute", "join_url", "requote", "route_of"]
 

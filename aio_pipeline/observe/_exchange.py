@@ -45,7 +45,7 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from .._errors import DeadlineExceededError, OverloadedError, RejectedError
+from ..errors import DeadlineExceededError, OverloadedError, RejectedError
 
 __all__ = ["CURRENT_EXCHANGE", "EXPIRED_STATUS", "Exchange", "exchange_of", "rejection", "status_for"]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final
 
-from .._errors import PipelineError
 from ..circuit import CircuitState
+from ..errors import PipelineError
 
 __all__ = [
     "ATTEMPT_KINDS",

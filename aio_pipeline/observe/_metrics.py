@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
-from .._pipeline import Middleware
+from ..chain import Middleware
 from ..circuit import CircuitStateChanged
 from ..http import Request, Response
 from ..policy import EventHook

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeAlias
 
-from .._errors import ConnectError, DeadlineExceededError, TooManyRedirectsError, TransportError
+from ..errors import ConnectError, DeadlineExceededError, TooManyRedirectsError, TransportError
 from ..http import Request, Response
 
 __all__ = [

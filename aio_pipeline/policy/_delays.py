@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 from typing import TypeAlias
 
-from .._errors import DeadlineExceededError
+from ..errors import DeadlineExceededError
 from ..http import Request, Response
 from ..propagation import LOW_TIMEOUT_THRESHOLD, loop_time
 from ._classify import Result

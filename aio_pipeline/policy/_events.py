@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from .._pipeline import Handler
+from ..chain import Handler
 from ..http import Request, Response
 from ._classify import Outcome, ResponseClassifier, ResponseVerdict, Result
 from ._delays import RequestAttemptDelaysProvider, latency_sample

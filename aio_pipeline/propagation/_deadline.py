@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-from .._errors import DeadlineExceededError, DeadlineRejectedError
+from ..errors import DeadlineExceededError, DeadlineRejectedError
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -28,6 +28,7 @@ __all__ = [
     "Deadline",
     "DeadlineScope",
     "DeadlineTimer",
+    "clock_of",
     "covered",
     "covering",
     "earliest",
@@ -66,7 +67,7 @@ def loop_time() -> float:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return time.monotonic()
-    return _clock_of(loop)()
+    return clock_of(loop)()
 
 
 def loop_clock() -> Callable[[], float]:
@@ -75,11 +76,12 @@ def loop_clock() -> Callable[[], float]:
     scope = _COVERING.get()
     if scope is not None:
         return scope.clock
-    return _clock_of(asyncio.get_running_loop())
+    return clock_of(asyncio.get_running_loop())
 
 
-def _clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
-    """``loop``'s clock: ``time.monotonic`` itself for asyncio's own loops. Remembered for the
+def clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """``loop``'s clock: ``time.monotonic`` itself for asyncio's own loops (their ``time()`` only
+    calls it), else ``loop.time`` (uvloop's, a test's virtual clock). Remembered for the
     last loop asked about (``_CLOCK``): a memo of a fact about that loop, never stale, since a
     new loop is looked at afresh."""
     global _CLOCK
@@ -359,7 +361,7 @@ class DeadlineTimer:
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("a deadline scope needs a running task")
-        scope = DeadlineScope(deadline, task, task.cancelling(), _clock_of(loop))
+        scope = DeadlineScope(deadline, task, task.cancelling(), clock_of(loop))
         at = scope.at
         heapq.heappush(self._heap, (at, next(self._order), scope))
         if at < self._armed_at:

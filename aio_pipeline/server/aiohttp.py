@@ -1,6 +1,8 @@
-"""Our server middlewares as one ``aiohttp.web`` middleware; the only server module importing aiohttp.
+"""Server middlewares as one ``aiohttp.web`` middleware: the server side's one aiohttp adapter.
 
-    app = web.Application(middlewares=[aiohttp_middleware_factory(timeout=10, max_timeout=30)])
+    app = web.Application(middlewares=[aiohttp_server_middleware([ServerDeadline(), ServerPriority()])])
+
+(``aiohttp_middleware_factory``, in the facade, assembles the standard stack and hands it here.)
 
 The server middlewares share the client's shape, ``(request, call_next)``: here ``request`` is
 the ``web.Request`` and the terminal handler is the application's. They raise the library's
@@ -18,7 +20,7 @@ has written bytes of it: ``request.writer.output_size > 0``, aiohttp's own test 
 the connection mid-response.
 
 What went on the wire. The adapter is also the one place that knows which status a request was
-answered with; metrics and logs record that (``aio_pipeline._exchange``), not what they see:
+answered with; metrics and logs record that (``aio_pipeline.observe.Exchange``), not what they see:
 
     a response the handler returned      its status when aiohttp prepares it (a ``FileResponse``
                                          or a static route picks 200, 206, 304, 404, 416 then;
@@ -41,43 +43,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import math
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar, cast
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.typedefs import Handler as AiohttpHandler
 from aiohttp.typedefs import Middleware as AiohttpMiddleware
 
-from .._errors import DeadlineExceededError, OverloadedError
-from .._pipeline import Middleware, compose
-from ..http import check_header_name
+from ..chain import Middleware, checked_middlewares, compose
+from ..errors import DeadlineExceededError, OverloadedError
 from ..observe import CURRENT_EXCHANGE, EXPIRED_STATUS, Exchange, status_for
-from ..propagation import (
-    CONTEXT,
-    LOW_TIMEOUT_THRESHOLD,
-    PRIORITY_HEADER,
-    SERVICE_NAME_HEADER,
-    TIMEOUT_HEADER,
-    Context,
-    Deadline,
-    Priority,
-    within,
-)
-
-if TYPE_CHECKING:
-    from ..observe import MetricsProvider
+from ..propagation import clock_of
 
 __all__ = [
     "ServerMiddleware",
     "aiohttp_handler_timeout",
-    "aiohttp_middleware_factory",
     "aiohttp_server_middleware",
     "aiohttp_timeout",
+    "observes",
 ]
 
 #: A server middleware for aiohttp: ``async (web.Request, call_next) -> web.StreamResponse``.
@@ -136,20 +121,24 @@ def aiohttp_server_middleware(
     request's own task, so context set by a middleware is seen by the handler. Each request's
     ``Exchange`` tells observers in ``middlewares`` the status that went on the wire.
 
-    The chain is composed once per aiohttp handler, not per request (``_Chains``), and our own
-    ``ServerDeadline`` directly followed by our own ``ServerPriority`` (the standard stack) runs
-    as one step (``_Admission``): the same rules, one context entry. With observers in the
-    stack, the loop's clock is read once per request, on arrival here (the exchange's
-    ``started``): the durations observers record and the deadline of that step count from then,
-    so time spent in middlewares before it counts against the request's deadline.
+    The chain is composed once per aiohttp handler, not per request (``_Chains``). Two things a
+    step may offer this adapter:
+
+        observes_exchange = False   (a class attribute) it never reads ``exchange_of``: a stack
+                                    made only of such steps opens no exchange per request
+                                    (``observes``); any other step is taken to read it
+        for_handler(request)        a step specialised to the handler of ``request`` (one that
+                                    read its ``@aiohttp_timeout``, say), asked for once per
+                                    handler on its first request and used for every later one
+
+    With observers in the stack, the loop's clock is read once per request, on arrival here (the
+    exchange's ``started``): the durations they record count from then.
     """
     if not isinstance(expired_status, int) or not 400 <= expired_status <= 599:
         raise ValueError(f"expired_status must be an HTTP error status (400-599), got {expired_status!r}")
-    stack = _callables("middlewares", middlewares)
-    # Only observers read the exchange (``exchange_of``): a stack of our deadline, priority and
-    # shedding steps alone has none, and skips opening one per request.
-    observed = any(type(step) not in _blind_types() for step in stack)
-    chains = _Chains(_fused(stack, observed))
+    stack = checked_middlewares(middlewares)
+    observed = observes(stack)
+    chains = _Chains(stack)
 
     @web.middleware
     async def aio_pipeline_middleware(request: web.Request, handler: AiohttpHandler) -> web.StreamResponse:
@@ -164,10 +153,9 @@ def aiohttp_server_middleware(
                 if request.writer.output_size > 0:  # a second response would land inside the first
                     raise
                 return _answer(error, expired_status)
-        # The running loop's clock (see ``_ASYNCIO_TIME``). Not ``loop_clock()``: that looks for
-        # a call's deadline scope first, and a server request runs inside no call.
-        loop = asyncio.get_running_loop()
-        clock = time.monotonic if type(loop).time is _ASYNCIO_TIME else loop.time
+        # The running loop's clock. Not ``loop_clock()``: that looks for a call's deadline scope
+        # first, and a server request runs inside no call.
+        clock = clock_of(asyncio.get_running_loop())
         exchange = Exchange(request, clock, clock())
         token = CURRENT_EXCHANGE.set(exchange)
         try:
@@ -215,11 +203,6 @@ def aiohttp_server_middleware(
     return aio_pipeline_middleware
 
 
-#: asyncio's own ``loop.time``, which only calls ``time.monotonic``: for a loop that keeps it (any
-#: loop of asyncio's), the adapter reads ``time.monotonic`` directly, one call instead of two;
-#: another loop (uvloop, a test's virtual clock) is asked its own ``time()``.
-_ASYNCIO_TIME: Final = asyncio.BaseEventLoop.time
-
 #: Chains one adapter keeps, as aiohttp keeps the middleware chains it builds per handler
 #: (``web_app._cached_build_middleware``, an LRU cache of 1024).
 MAX_CHAINS: Final = 1024
@@ -241,7 +224,7 @@ class _Chains(dict[Any, AiohttpHandler]):
         self.stack = stack
 
     def bind(self, request: web.Request, handler: AiohttpHandler) -> AiohttpHandler:
-        steps = [step.for_handler(request) if type(step) is _Admission else step for step in self.stack]
+        steps = [_for_handler(step, request) for step in self.stack]
         chain = compose(steps, handler)
         if request.match_info.http_exception is None:  # a route's handler, not a 404/405 made for this request
             if len(self) >= MAX_CHAINS:
@@ -251,110 +234,15 @@ class _Chains(dict[Any, AiohttpHandler]):
         return chain
 
 
-#: ``X-Request-Priority`` values as clients send them (``normal``), read with one look-up; any
-#: other spelling is read by ``Priority.parse`` (case, whitespace).
-_PRIORITIES: Final = {priority.value: priority for priority in Priority}
+def observes(middlewares: Iterable[ServerMiddleware]) -> bool:
+    """Whether a request through ``middlewares`` needs an ``Exchange``: some step may read it,
+    that is, does not say ``observes_exchange = False``."""
+    return any(getattr(step, "observes_exchange", True) for step in middlewares)
 
 
-@dataclass(frozen=True, slots=True)
-class _Admission:
-    """Our ``ServerDeadline`` directly followed by our ``ServerPriority``, as one step.
-
-    The rules are theirs, unchanged: the deadline from ``X-Request-Timeout`` (``inbound_timeout``,
-    capped by ``max_timeout``), else the handler's default, else ``timeout``; a request with too
-    little time left refused with ``ServerDeadline.refusal`` before the handler runs; the
-    priority from ``X-Request-Priority``, else the default; with ``cancel_on_timeout`` the
-    handler cancelled at the deadline. Both go into the context in one step (``CONTEXT``) instead
-    of two ``set_context`` blocks. ``for_handler`` reads a handler's ``@aiohttp_timeout`` once
-    per handler when the deadline step reads it with ``aiohttp_handler_timeout``.
-    """
-
-    # ``Any``: the middlewares import this package, so naming their types here, even for the type
-    # checker only, would be an import cycle.
-    deadline: Any  # middlewares.deadline.ServerDeadline
-    priority: Any  # middlewares.priority.ServerPriority
-    #: the adapter opens an exchange for each request: the deadline counts from its arrival time,
-    #: which the adapter read, instead of reading the clock again
-    arrival_on_exchange: bool = False
-    #: seconds for a request without a usable header; ``None``: ``deadline``'s rule, per request
-    default: float | None = None
-
-    def for_handler(self, request: web.Request) -> _Admission:
-        """This step for the handler of ``request`` (and every later request of that handler)."""
-        if self.deadline.handler_timeout is not aiohttp_handler_timeout:
-            return self  # the user's own rule may read anything of a request: asked per request
-        if isinstance(request.match_info.handler, type):
-            return self  # a web.View: its methods may differ
-        seconds = aiohttp_handler_timeout(request)
-        return dataclasses.replace(self, default=seconds if seconds is not None else self.deadline.timeout)
-
-    def link(self, call_next: AiohttpHandler) -> AiohttpHandler:
-        """The step with ``call_next`` bound (see ``compose``)."""
-        from ..middlewares.deadline import inbound_timeout
-
-        deadline, default, on_exchange = self.deadline, self.default, self.arrival_on_exchange
-        max_timeout, threshold = deadline.max_timeout, deadline.low_timeout_threshold
-        cancel = deadline.cancel_on_timeout
-        default_priority = self.priority.default
-
-        async def admitted(request: web.Request) -> web.StreamResponse:
-            headers = request.headers
-            value = headers.get(TIMEOUT_HEADER)
-            seconds = None if value is None else inbound_timeout(value, max_timeout=max_timeout)
-            if seconds is None:
-                seconds = default if default is not None else deadline.default_timeout(request)
-            if seconds <= 0 or seconds < threshold:
-                raise deadline.refusal(request, seconds)
-            value = headers.get(PRIORITY_HEADER)
-            if value is None:
-                priority = default_priority
-            else:
-                priority = _PRIORITIES.get(value) or Priority.parse(value) or default_priority
-            exchange = CURRENT_EXCHANGE.get() if on_exchange else None
-            if exchange is not None and exchange.clock is not None:
-                at = exchange.started + seconds
-            else:
-                loop = asyncio.get_running_loop()
-                at = (time.monotonic() if type(loop).time is _ASYNCIO_TIME else loop.time()) + seconds
-            token = CONTEXT.set(Context(Deadline(at), priority))
-            try:
-                if not cancel:
-                    return await call_next(request)
-                async with within(at, request=request, message="handler cancelled at its deadline"):
-                    return await call_next(request)
-            finally:
-                CONTEXT.reset(token)
-
-        return admitted
-
-    async def __call__(self, request: web.Request, call_next: AiohttpHandler, /) -> web.StreamResponse:
-        return await self.link(call_next)(request)
-
-
-def _fused(stack: tuple[ServerMiddleware, ...], observed: bool) -> tuple[ServerMiddleware, ...]:
-    """``stack`` with each of our ``ServerDeadline`` directly followed by our ``ServerPriority``
-    (exact types: a subclass may do more) replaced by one ``_Admission``; ``observed``: the
-    adapter opens an exchange per request, with the arrival time on it."""
-    from ..middlewares.deadline import ServerDeadline
-    from ..middlewares.priority import ServerPriority
-
-    fused: list[ServerMiddleware] = []
-    for step in stack:
-        previous = fused[-1] if fused else None
-        if type(step) is ServerPriority and type(previous) is ServerDeadline:
-            fused[-1] = _Admission(previous, step, arrival_on_exchange=observed)
-        else:
-            fused.append(step)
-    return tuple(fused)
-
-
-def _blind_types() -> tuple[type, ...]:
-    """Our server steps that never look at the exchange."""
-    from ..middlewares.deadline import ServerDeadline
-    from ..middlewares.priority import ServerPriority
-    from ..middlewares.shedding import LoadShedding
-
-    return (_Admission, ServerDeadline, ServerPriority, LoadShedding)
+def _for_handler(step: ServerMiddleware, request: web.Request) -> ServerMiddleware:
+    specialise = getattr(step, "for_handler", None)
+    return step if specialise is None else cast("ServerMiddleware", specialise(request))
 
 
 def _answer(error: DeadlineExceededError | OverloadedError, expired_status: int) -> web.Response:
@@ -364,112 +252,3 @@ def _answer(error: DeadlineExceededError | OverloadedError, expired_status: int)
     return web.Response(status=503, text="overloaded", headers={"Retry-After": str(retry_after)})
 
 
-def aiohttp_middleware_factory(
-    *,
-    timeout: float = 20.0,
-    priority: Priority = Priority.NORMAL,
-    low_timeout_threshold: float = LOW_TIMEOUT_THRESHOLD,
-    max_timeout: float | None = None,
-    cancel_on_timeout: bool = False,
-    middlewares: Iterable[ServerMiddleware] = (),
-    expired_status: int = 408,
-    metrics_provider: MetricsProvider | None = None,
-    client_header_name: str = SERVICE_NAME_HEADER,
-    outer_middlewares: Iterable[ServerMiddleware] = (),
-    tracing: bool = False,
-    tracer_provider: Any = None,
-) -> AiohttpMiddleware:
-    """The standard server stack as one aiohttp middleware, outermost first::
-
-        [tracing] -> outer_middlewares -> metrics -> deadline -> priority -> middlewares -> handler
-
-    Options (times in seconds):
-        timeout: deadline of a request carrying no ``X-Request-Timeout`` and whose handler has
-            no ``@aiohttp_timeout``; default 20.
-        priority: priority of a request carrying no (or an unknown) ``X-Request-Priority``;
-            default NORMAL.
-        low_timeout_threshold: a request with less time left is refused; default 0.005.
-        max_timeout: cap on the deadline a client may ask for; default ``None`` (no cap).
-        cancel_on_timeout: cancel the handler when the deadline passes; default ``False``.
-        middlewares: your own server middlewares, run inside the built-in ones (they see the
-            deadline and priority in ``get_context()``); default none.
-        expired_status: the status answering an expired request; default 408.
-        metrics_provider: records every request, refused ones included (e.g.
-            ``PROMETHEUS_METRICS_PROVIDER``); default none.
-        client_header_name: the header naming the calling service, given to our
-            ``PrometheusMetricsProvider`` and ``ServerLog`` (copies of them, set to it); your
-            own middlewares and providers are used as given; default ``X-Service-Name``.
-        outer_middlewares: yours, outside everything but tracing, metrics included: the place
-            for ``ServerLog()``, which then logs refused requests too; default none.
-        tracing: a SERVER span per request (``middlewares.tracing.ServerTracing``), outermost,
-            so that refused requests have one and ``ServerLog`` logs its ids; our own
-            ``ServerLog`` and ``PrometheusMetricsProvider`` (copies of them) are given
-            ``trace_ids``, so log events carry ``trace_id``/``span_id`` and histogram buckets an
-            exemplar. Needs opentelemetry-api. Default ``False``: nothing of it is in the stack.
-        tracer_provider: an OpenTelemetry ``TracerProvider`` for those spans; default ``None``:
-            the global one. Only with ``tracing=True``.
-
-    Bad values raise ``ValueError`` naming the parameter, here rather than at the first request.
-    """
-    # Imported here, not at the top: the package facade imports this module, and the
-    # middlewares import the core through that package, so a top-level import would be circular.
-    from ..middlewares.deadline import ServerDeadline
-    from ..middlewares.log import ServerLog
-    from ..middlewares.priority import ServerPriority
-    from ..middlewares.prometheus import PrometheusMetricsProvider
-
-    if not isinstance(priority, Priority):
-        raise ValueError(f"priority must be a Priority (HIGH, NORMAL or LOW), got {priority!r}")
-    check_header_name(client_header_name, "client_header_name")
-    if not isinstance(tracing, bool):
-        raise ValueError(f"tracing must be True or False, got {tracing!r}")
-    if tracer_provider is not None and not tracing:
-        raise ValueError("tracer_provider is used only with tracing=True")
-    middlewares = _callables("middlewares", middlewares)
-    outer_middlewares = _callables("outer_middlewares", outer_middlewares)
-    # The header name goes to our own ServerLog and Prometheus provider only, by exact type: a
-    # user's middleware (or provider, or subclass of ours) is used as given, the very instance.
-    ours = (ServerLog, PrometheusMetricsProvider)
-    provider = _with_client_header(metrics_provider, client_header_name, ours)
-    outer_middlewares = tuple(_with_client_header(m, client_header_name, ours) for m in outer_middlewares)
-    middlewares = tuple(_with_client_header(m, client_header_name, ours) for m in middlewares)
-    traced: list[ServerMiddleware] = []
-    if tracing:
-        from ..middlewares.tracing import ServerTracing, with_trace_ids
-
-        traced.append(ServerTracing(tracer_provider=tracer_provider, client_header_name=client_header_name))
-        # Ours (by exact type, as above) read the active span's ids: logs and exemplars point at it.
-        provider = with_trace_ids(provider) if provider is not None else None
-        outer_middlewares = tuple(with_trace_ids(m) for m in outer_middlewares)
-        middlewares = tuple(with_trace_ids(m) for m in middlewares)
-    stack: list[ServerMiddleware] = [
-        *traced,
-        *outer_middlewares,
-        *([provider.server_middleware()] if provider is not None else []),
-        ServerDeadline(
-            timeout=timeout,
-            max_timeout=max_timeout,
-            low_timeout_threshold=low_timeout_threshold,
-            cancel_on_timeout=cancel_on_timeout,
-            handler_timeout=aiohttp_handler_timeout,
-        ),
-        ServerPriority(default=priority),
-        *middlewares,
-    ]
-    return aiohttp_server_middleware(stack, expired_status=expired_status)
-
-
-def _callables(name: str, middlewares: Iterable[ServerMiddleware]) -> tuple[ServerMiddleware, ...]:
-    stack = tuple(middlewares)
-    for middleware in stack:
-        if not callable(middleware):
-            raise ValueError(f"{name} must be callables (request, call_next), got {middleware!r}")
-    return stack
-
-
-def _with_client_header(thing: Any, name: str, ours: tuple[type, ...]) -> Any:
-    """``thing`` with ``client_header_name=name`` when it is one of ``ours`` (exactly: these are
-    stateless frozen dataclasses, so a copy is as good), else ``thing`` itself."""
-    if name == SERVICE_NAME_HEADER or type(thing) not in ours:
-        return thing
-    return dataclasses.replace(thing, client_header_name=name)

@@ -63,26 +63,18 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import (
-    ConnectError,
-    Deadline,
-    Headers,
-    Pipeline,
-    Request,
-    Response,
-    ResponseClassifier,
-    ResponseVerdict,
-    compose,
-    constant_delays,
-    detached,
-    get_context,
-)
+from .._client import Pipeline
+from ..chain import compose
+from ..errors import ConnectError
+from ..http import Headers, Request, Response
 from ..middlewares.deadline import ClientDeadline, ServerDeadline
 from ..middlewares.hedging import ParallelStrategy
 from ..middlewares.priority import ClientPriority, ServerPriority
 from ..middlewares.retry import SequentialStrategy, split_deadline_between_attempts
 from ..middlewares.strategy import SingleAttempt
 from ..middlewares.wire import SystemHeaders
+from ..policy import ResponseClassifier, ResponseVerdict, constant_delays
+from ..propagation import Deadline, detached, get_context
 from ._clock import VirtualClockLoop
 from ._fake import FakeTransport, fail, hang, respond
 from ._observe import Inner, Invocation, Observer, Outer, freeze

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from .._errors import PipelineError
 from .._transport import Transport
+from ..errors import PipelineError
 from ..http import HeadersLike, Request, Response
 from ..propagation import within
 

@@ -22,7 +22,10 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from .. import Middleware, Pipeline, Request, Response, Transport
+from .._client import Pipeline
+from .._transport import Transport
+from ..chain import Middleware
+from ..http import Request, Response
 from ._fake import FakeTransport
 
 __all__ = ["LoopClock", "fake_transport", "make_pipeline", "virtual_clock"]

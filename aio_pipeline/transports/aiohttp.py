@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 import aiohttp
 import yarl
 
-from .._errors import (
+from .._transport import Transport
+from ..errors import (
     ConnectError,
     InvalidRequestError,
     PipelineError,
     TooManyRedirectsError,
     TransportError,
 )
-from .._transport import Transport
 from ..http import Request, Response
 from ..propagation import covered, own_bound, time_to_send, within
 

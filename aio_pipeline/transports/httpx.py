@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import httpx
 
-from .._errors import (
+from .._transport import Transport
+from ..errors import (
     ConnectError,
     DeadlineExceededError,
     InvalidRequestError,
@@ -22,7 +23,6 @@ from .._errors import (
     TooManyRedirectsError,
     TransportError,
 )
-from .._transport import Transport
 from ..http import Headers, Request, Response
 from ..propagation import within
 

@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
 
-from aio_pipeline import Handler, PipelineError
+from aio_pipeline.chain import Handler
 from aio_pipeline.circuit import CircuitStateChanged
+from aio_pipeline.errors import PipelineError
 from aio_pipeline.http import Request, Response
 from aio_pipeline.middlewares.log._events import (
     BreakerEvents,

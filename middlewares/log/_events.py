@@ -10,8 +10,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from aio_pipeline import InvalidRequestError
 from aio_pipeline.circuit import CircuitState, CircuitStateChanged
+from aio_pipeline.errors import InvalidRequestError
 from aio_pipeline.http import Request, Response
 from aio_pipeline.policy import (
     AttemptFinished,

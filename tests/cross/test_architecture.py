@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 #: The core: the framework and its public building blocks; no transport, no third party.
+CORE_MODULES = ("chain", "errors", "extensions")
 CORE_PACKAGES = ("http", "propagation", "policy", "circuit", "observe")
 #: The leaves and the top: they may import the core, and the one library each adapts.
 OUTER_PACKAGES = ("transports", "adapters", "server", "facade", "testing", "middlewares")
@@ -82,7 +83,7 @@ def _in(name: str, packages: tuple[str, ...]) -> bool:
 
 def _is_core(name: str) -> bool:
     part = _part(name)
-    return part != "" and (part.startswith("_") or part == "extensions" or _in(name, CORE_PACKAGES))
+    return part != "" and (part.startswith("_") or part in CORE_MODULES or _in(name, CORE_PACKAGES))
 
 
 CORE = sorted(name for name in MODULES if _is_core(name))
@@ -91,7 +92,7 @@ MIDDLEWARES = sorted(name for name in MODULES if _in(name, ("middlewares",)))
 
 def test_the_map_has_every_part() -> None:
     parts = {_part(name).split(".")[0] for name in MODULES}
-    assert parts >= {*CORE_PACKAGES, *OUTER_PACKAGES, "_pipeline", "_client", "_errors", "_transport", "extensions"}
+    assert parts >= {*CORE_MODULES, *CORE_PACKAGES, *OUTER_PACKAGES, "_client", "_transport"}
     assert len(MIDDLEWARES) >= 12
 
 
@@ -106,6 +107,11 @@ def test_the_core_imports_only_the_standard_library_multidict_yarl_and_the_core(
             assert top in sys.stdlib_module_names or top in ("__future__", "multidict", "yarl"), (
                 f"{name} imports {imported}"
             )
+
+
+@pytest.mark.parametrize("name", sorted(name for name in MODULES if name != "aio_pipeline"))
+def test_nothing_in_the_package_imports_its_top(name: str) -> None:
+    assert "aio_pipeline" not in IMPORTS[name], f"{name} imports aio_pipeline: import the part that has the name"
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
@@ -135,7 +141,8 @@ def test_a_middleware_uses_public_names_only_and_never_another_middleware(name: 
     for imported in IMPORTS[name]:
         if not imported.startswith("aio_pipeline"):
             continue
-        parts = _part(imported).split(".") if imported != "aio_pipeline" else []
+        assert imported != "aio_pipeline", f"{name} imports the package's top: the top imports the middlewares"
+        parts = _part(imported).split(".")
         assert not any(part.startswith("_") for part in parts if parts[:2] != own), (
             f"{name} imports {imported}: middlewares use public names only"
         )
@@ -147,13 +154,8 @@ def test_a_middleware_uses_public_names_only_and_never_another_middleware(name: 
 
 
 def _cycles() -> list[list[str]]:
-    """Strongly connected groups of more than one module (Tarjan), each as a sorted list.
-
-    The package's top (``aio_pipeline/__init__.py``) is the facade over everything and may
-    re-export anything (DESIGN.md): what it imports is left out, what imports it is not.
-    """
+    """Strongly connected groups of more than one module (Tarjan), each as a sorted list."""
     edges = {name: sorted(m for m in IMPORTS[name] if m in MODULES and m != name) for name in MODULES}
-    edges["aio_pipeline"] = []
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

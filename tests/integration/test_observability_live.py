@@ -27,6 +27,7 @@ from aio_pipeline import (
     DefaultCircuitBreaker,
     Pipeline,
     RetryBudget,
+    aiohttp_middleware_factory,
     constant_delays,
     get,
 )
@@ -37,7 +38,6 @@ from aio_pipeline.middlewares.priority import ClientPriority
 from aio_pipeline.middlewares.retry import SequentialStrategy
 from aio_pipeline.middlewares.strategy import PerCallStrategy, SingleAttempt
 from aio_pipeline.middlewares.wire import SystemHeaders
-from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.needs_extras]
 

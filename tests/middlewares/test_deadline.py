@@ -26,6 +26,7 @@ from aio_pipeline import (
     Response,
     get,
 )
+from aio_pipeline.middlewares import SystemHeaders
 from aio_pipeline.middlewares.deadline import (
     ClientDeadline,
     DeadlineRejectedError,
@@ -55,7 +56,7 @@ async def slow_ok(request: Request) -> Response:
 @pytest.mark.looptime
 async def test_a_call_with_no_deadline_anywhere_gets_the_default_timeout() -> None:
     transport = FakeTransport([Response(200)])
-    await Pipeline(transport, [ClientDeadline(timeout=7)])(get(URL))
+    await Pipeline(transport, [ClientDeadline(timeout=7), SystemHeaders()])(get(URL))
     [sent] = transport.sent
     assert sent.timeout == pytest.approx(7)
     assert sent.request.deadline == Deadline(7.0)
@@ -65,7 +66,7 @@ async def test_a_call_with_no_deadline_anywhere_gets_the_default_timeout() -> No
 @pytest.mark.looptime
 async def test_the_default_default_is_twenty_seconds() -> None:
     transport = FakeTransport([Response(200)])
-    await Pipeline(transport, [ClientDeadline()])(get(URL))
+    await Pipeline(transport, [ClientDeadline(), SystemHeaders()])(get(URL))
     assert transport.sent[0].timeout == pytest.approx(20)
 
 
@@ -74,7 +75,7 @@ async def test_the_default_default_is_twenty_seconds() -> None:
 async def test_an_inherited_deadline_bounds_a_call_without_an_explicit_one() -> None:
     transport = FakeTransport([Response(200)])
     with set_context(deadline=Deadline.from_timeout(4)):
-        await Pipeline(transport, [ClientDeadline()])(get(URL))
+        await Pipeline(transport, [ClientDeadline(), SystemHeaders()])(get(URL))
     assert transport.sent[0].timeout == pytest.approx(4)
 
 
@@ -90,7 +91,7 @@ async def test_the_earlier_of_explicit_and_inherited_wins(
     transport = FakeTransport([Response(200)])
     request = get(URL).replace(deadline=Deadline.from_timeout(explicit) if explicit is not None else None)
     with set_context(deadline=Deadline.from_timeout(inherited) if inherited is not None else None):
-        await Pipeline(transport, [ClientDeadline()])(request)
+        await Pipeline(transport, [ClientDeadline(), SystemHeaders()])(request)
     assert transport.sent[0].timeout == pytest.approx(expected)
 
 
@@ -113,7 +114,7 @@ async def test_an_expired_inherited_deadline_fails_without_touching_the_network(
     deadline = Deadline.from_timeout(1)
     await asyncio.sleep(2)
     with set_context(deadline=deadline), pytest.raises(DeadlineExceededError, match="already passed") as caught:
-        await Pipeline(transport, [ClientDeadline()])(get(URL))
+        await Pipeline(transport, [ClientDeadline(), SystemHeaders()])(get(URL))
     assert transport.sent == []
     assert isinstance(caught.value.request, Request)
 
@@ -123,7 +124,7 @@ async def test_an_expired_inherited_deadline_fails_without_touching_the_network(
 @pytest.mark.parametrize(("left", "threshold", "sent"), [(0.004, 0.005, False), (0.006, 0.005, True), (0.001, 0, True)])
 async def test_less_time_than_the_threshold_fails_fast(left: float, threshold: float, sent: bool) -> None:
     transport = FakeTransport([Response(200)])
-    pipeline = Pipeline(transport, [ClientDeadline(low_timeout_threshold=threshold)])
+    pipeline = Pipeline(transport, [ClientDeadline(low_timeout_threshold=threshold), SystemHeaders()])
     request = get(URL).replace(deadline=Deadline.from_timeout(left))
     if sent:
         await pipeline(request)
@@ -144,7 +145,7 @@ async def test_time_spent_in_inner_middlewares_counts_against_the_deadline() -> 
         return await call_next(request)
 
     transport = FakeTransport([Response(200)])
-    pipeline = Pipeline(transport, [ClientDeadline(), slow_middleware])
+    pipeline = Pipeline(transport, [ClientDeadline(), slow_middleware, SystemHeaders()])
     with pytest.raises(DeadlineExceededError, match="deadline passed"):
         await pipeline(get(URL).replace(deadline=Deadline.from_timeout(1)))
     assert now() == pytest.approx(1)
@@ -164,7 +165,7 @@ async def test_attempts_and_waits_between_them_share_the_one_deadline() -> None:
         return await call_next(request.replace(attempt=2))
 
     transport = FakeTransport([Response(503), slow_ok])
-    pipeline = Pipeline(transport, [ClientDeadline(), twice])
+    pipeline = Pipeline(transport, [ClientDeadline(), twice, SystemHeaders()])
     with pytest.raises(DeadlineExceededError):
         await pipeline(get(URL).replace(deadline=Deadline.from_timeout(2)))
     assert now() == pytest.approx(2)
@@ -178,7 +179,7 @@ async def test_another_timeout_error_is_not_renamed() -> None:
     async def database(request: Request, call_next: Handler[Request, Response], /) -> Response:
         raise TimeoutError("the token store timed out")
 
-    pipeline = Pipeline(FakeTransport(), [ClientDeadline(), database])
+    pipeline = Pipeline(FakeTransport(), [ClientDeadline(), database, SystemHeaders()])
     with pytest.raises(TimeoutError, match="token store") as caught:
         await pipeline(get(URL))
     assert not isinstance(caught.value, DeadlineExceededError)
@@ -188,7 +189,7 @@ async def test_another_timeout_error_is_not_renamed() -> None:
 @pytest.mark.looptime
 async def test_a_deadline_error_from_inside_passes_through_as_is() -> None:
     error = DeadlineExceededError("transport gave up")
-    pipeline = Pipeline(FakeTransport([error]), [ClientDeadline()])
+    pipeline = Pipeline(FakeTransport([error]), [ClientDeadline(), SystemHeaders()])
     with pytest.raises(DeadlineExceededError) as caught:
         await pipeline(get(URL))
     assert caught.value is error
@@ -197,7 +198,7 @@ async def test_a_deadline_error_from_inside_passes_through_as_is() -> None:
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_cancellation_propagates_and_is_not_a_deadline_error() -> None:
-    pipeline = Pipeline(FakeTransport([slow_ok]), [ClientDeadline(timeout=100)])
+    pipeline = Pipeline(FakeTransport([slow_ok]), [ClientDeadline(timeout=100), SystemHeaders()])
 
     async def call() -> Response:
         return await pipeline(get(URL))
@@ -404,7 +405,7 @@ async def test_server_middlewares_driven_inside_a_call_stay_bounded_by_that_call
         await ServerDeadline()(inbound("30"), handler)
         return Response(200)
 
-    async with Pipeline(FakeTransport([in_process]), [ClientDeadline(timeout=2)]) as pipeline:
+    async with Pipeline(FakeTransport([in_process]), [ClientDeadline(timeout=2), SystemHeaders()]) as pipeline:
         assert (await pipeline(get(URL))).status == 200
     assert seen[0] is not None and seen[0].timeout == pytest.approx(2)
 

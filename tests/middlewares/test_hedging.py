@@ -23,6 +23,7 @@ from aio_pipeline import (
     get,
     post,
 )
+from aio_pipeline.middlewares import SystemHeaders
 from aio_pipeline.middlewares.deadline import ClientDeadline
 from aio_pipeline.middlewares.hedging import ParallelStrategy, parallel_strategy
 from aio_pipeline.policy import (
@@ -340,7 +341,7 @@ async def test_defect_03_hedging_closes_the_chosen_response_when_the_client_dead
     transport = FakeTransport([slow_to_let_go(t, 1, cleanup=0.2), t.after(0.05, 200, 2)])
     strategy = ParallelStrategy(2, constant_delays(delay=0.1))
     with pytest.raises(DeadlineExceededError):  # at 0.2, while attempt 1 is letting go
-        await Pipeline(transport, [ClientDeadline(timeout=0.2), strategy])(get("x"))
+        await Pipeline(transport, [ClientDeadline(timeout=0.2), strategy, SystemHeaders()])(get("x"))
     assert t.cancelled == [1] and t.closed == [2]
     assert_no_tasks_left()
 

@@ -27,6 +27,7 @@ from aio_pipeline import (
     Response,
     get,
 )
+from aio_pipeline.middlewares import SystemHeaders
 from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
 from aio_pipeline.middlewares.deadline import ClientDeadline
 from aio_pipeline.middlewares.hedging import ParallelStrategy
@@ -88,7 +89,7 @@ async def calls_cut_at_the_deadline(strategy: Middleware[Request, Response], who
     ``whoever``: the transport's timer (the request carries the deadline), ``ClientDeadline``
     (the pipeline resolves it), or the caller (its own timer, a hair before the deadline)."""
     transport = FakeTransport([hang] * 3 * CALLS)
-    middlewares = [ClientDeadline(timeout=TIMEOUT), strategy] if whoever == "ClientDeadline" else [strategy]
+    middlewares = [ClientDeadline(timeout=TIMEOUT), strategy, SystemHeaders()] if whoever == "ClientDeadline" else [strategy]
     pipeline = Pipeline(transport, middlewares)
     for _ in range(CALLS):
         if whoever == "ClientDeadline":

@@ -22,6 +22,7 @@ from aio_pipeline import (
     Request,
     Response,
     Transport,
+    aiohttp_middleware_factory,
     constant_delays,
     get,
 )
@@ -31,7 +32,6 @@ from aio_pipeline.middlewares.retry import SequentialStrategy
 from aio_pipeline.middlewares.strategy import PerCallStrategy
 from aio_pipeline.middlewares.wire import SystemHeaders
 from aio_pipeline.observe import MAX_ROUTES
-from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
 
 HOST = "127.0.0.1"
 extras = pytest.mark.needs_extras

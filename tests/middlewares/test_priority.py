@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aio_pipeline import Client, Deadline, Headers, Pipeline, Priority, Response, get
+from aio_pipeline.middlewares import SystemHeaders
 from aio_pipeline.middlewares.priority import ClientPriority, ServerPriority
 from aio_pipeline.propagation import Context, get_context, set_context
 from aio_pipeline.testing import FakeTransport
@@ -21,7 +22,7 @@ async def sent_priority(
     middleware: ClientPriority, *, explicit: Priority | None = None, inherited: Priority | None = None
 ) -> Priority | None:
     transport = FakeTransport([Response(200)])
-    client = Client(ENDPOINT, Pipeline(transport, [middleware]))
+    client = Client(ENDPOINT, Pipeline(transport, [middleware, SystemHeaders()]))
     with set_context(priority=inherited):
         async with client.request(get("thing"), priority=explicit):
             pass

@@ -30,6 +30,7 @@ from aio_pipeline import (
     Response,
     RetryBudget,
     Transport,
+    aiohttp_middleware_factory,
     constant_delays,
     get,
 )
@@ -47,7 +48,6 @@ from aio_pipeline.middlewares.tracing import (
     with_trace_ids,
 )
 from aio_pipeline.middlewares.wire import SystemHeaders
-from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
 
 HOST = "127.0.0.1"
 extras = pytest.mark.needs_extras
@@ -59,7 +59,7 @@ extras = pytest.mark.needs_extras
 def test_the_package_and_this_module_import_without_importing_opentelemetry() -> None:
     code = (
         "import sys, aio_pipeline, aio_pipeline.middlewares;"
-        "from aio_pipeline.server.aiohttp import aiohttp_middleware_factory;"
+        "from aio_pipeline import aiohttp_middleware_factory;"
         "aiohttp_middleware_factory();"
         "assert not [m for m in sys.modules if m.startswith('opentelemetry')], sorted(sys.modules)"
     )

@@ -20,12 +20,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aio_pipeline import DeadlineExceededError, OverloadedError, Priority
+from aio_pipeline import DeadlineExceededError, OverloadedError, Priority, aiohttp_middleware_factory
 from aio_pipeline.middlewares.deadline import ServerDeadline
 from aio_pipeline.propagation import get_context
 from aio_pipeline.server.aiohttp import (
     aiohttp_handler_timeout,
-    aiohttp_middleware_factory,
     aiohttp_server_middleware,
     aiohttp_timeout,
 )

@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
+from aio_pipeline import aiohttp_middleware_factory
 
 HOST = "127.0.0.1"
 WARM_UP = 50  # the first requests compose the chain per handler and make the label sets

@@ -22,12 +22,12 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from aio_pipeline import AioHttpTransport, Client, OverloadedError, Pipeline, get
+from aio_pipeline import AioHttpTransport, Client, OverloadedError, Pipeline, aiohttp_middleware_factory, get
+from aio_pipeline.middlewares import SystemHeaders
 from aio_pipeline.middlewares.deadline import ClientDeadline
 from aio_pipeline.middlewares.log import ServerLog
 from aio_pipeline.middlewares.otel import OpenTelemetryMetricsProvider
 from aio_pipeline.middlewares.prometheus import PrometheusMetricsProvider
-from aio_pipeline.server.aiohttp import aiohttp_middleware_factory
 
 if TYPE_CHECKING:
     from tests.conftest import StartRawServer
@@ -302,7 +302,7 @@ async def outbound_call(url: str) -> None:
     """A call through our client pipeline to a server that never answers: it inherits the
     request's deadline, and outlives it (``DeadlineExceededError`` after 1 s)."""
     async with aiohttp.ClientSession() as session:
-        client = Client(url, Pipeline(AioHttpTransport(session), [ClientDeadline()]))
+        client = Client(url, Pipeline(AioHttpTransport(session), [ClientDeadline(), SystemHeaders()]))
         async with client.request(get("never")):
             pass
 
