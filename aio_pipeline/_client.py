@@ -82,7 +82,7 @@ class Client:
     may be ``None`` when a middleware resolves it per call (an endpoint provider).
     """
 
-    __slots__ = ("endpoint", "pipeline")
+    __slots__ = ("_takes_strategy", "endpoint", "pipeline")
 
     def __init__(self, endpoint: object, pipeline: Pipeline) -> None:
         if endpoint is not None:
@@ -91,6 +91,8 @@ class Client:
             raise ValueError(f"pipeline must be a Pipeline, got {pipeline!r}")
         self.endpoint = None if endpoint is None else str(endpoint)
         self.pipeline = pipeline
+        # A step that runs the strategy chosen per call (``runs_chosen_strategy``: ``PerCallStrategy``).
+        self._takes_strategy = any(getattr(m, "runs_chosen_strategy", False) for m in pipeline.middlewares)
 
     def request(
         self,
@@ -103,7 +105,9 @@ class Client:
         """Send ``request``; the response is closed when the ``async with`` block ends.
 
         ``strategy`` (for example ``sequential_strategy()``) replaces the pipeline's default
-        strategy for this call, for any method: choosing one is the caller's explicit choice.
+        strategy for this call, for any method: choosing one is the caller's explicit choice. It
+        needs a ``PerCallStrategy`` in the pipeline to run it (``setup()``'s has one); without
+        one, ``ValueError`` says so rather than sending the call with the strategy ignored.
         """
         # Every call starts here: a copy of the request's fields with these three changed,
         # which need no checks (``Request.replace`` would take the same path, with more steps).
@@ -116,6 +120,11 @@ class Client:
             }
         )
         if strategy is not None:
+            if not self._takes_strategy:
+                raise ValueError(
+                    "strategy= needs a PerCallStrategy in the pipeline to run it, and this one has none:"
+                    f" {self.pipeline!r}; put PerCallStrategy() where the strategy goes"
+                )
             request = STRATEGY.on(request, strategy)
         return ResponseContext(self.pipeline, request)
 

@@ -20,6 +20,9 @@ imported only by the module that adapts it, and only when first used (``promethe
     tracing          ClientTracing, ServerTracing (OpenTelemetry traces)
 """
 
+from aio_pipeline.chain import Middleware
+from aio_pipeline.http import Request, Response
+
 from .circuit_breaker import CircuitBreakerMiddleware, endpoint_authority
 from .deadline import ClientDeadline, ServerDeadline, inbound_timeout
 from .hedging import ParallelStrategy, parallel_strategy
@@ -49,6 +52,14 @@ from .tracing import (
     with_trace_ids,
 )
 from .wire import SystemHeaders, system_headers
+
+
+def propagation_stack() -> list[Middleware[Request, Response]]:
+    """``[ClientDeadline(), ClientPriority(), SystemHeaders()]``: each call gets a deadline (the
+    caller's, or the one inherited from the request being served, else 20 s) and a priority,
+    and the callee is told both. What the drop-in client adapters run when given no middlewares."""
+    return [ClientDeadline(), ClientPriority(), SystemHeaders()]
+
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -83,6 +94,7 @@ __all__ = [
     "inbound_timeout",
     "parallel_strategy",
     "pass_deadline_through",
+    "propagation_stack",
     "retry_until_deadline_expired",
     "sequential_strategy",
     "single_attempt_strategy",

@@ -23,6 +23,7 @@ from aio_pipeline.errors import DeadlineExceededError, DeadlineRejectedError
 from aio_pipeline.http import Request, Response
 from aio_pipeline.propagation import (
     CONTEXT,
+    DEFAULT_TIMEOUT,
     LOW_TIMEOUT_THRESHOLD,
     TIMEOUT_HEADER,
     Context,
@@ -40,9 +41,6 @@ __all__ = ["ClientDeadline", "ServerDeadline", "inbound_timeout"]
 
 InboundT = TypeVar("InboundT", bound=InboundRequest)
 ResponseT = TypeVar("ResponseT")
-
-#: The default timeout on both sides, in seconds (aio-request's).
-DEFAULT_TIMEOUT = 20.0
 
 
 def inbound_timeout(value: str | None, *, max_timeout: float | None = None) -> float | None:

@@ -42,7 +42,6 @@ from aio_pipeline.observe import (
     HTTP_METHODS,
     MAX_ROUTES,
     RouteLabels,
-    ServerMiddleware,
     exchange_of,
     library_error_name,
     rejection,
@@ -258,7 +257,7 @@ class OpenTelemetryMetricsProvider:
         state = meter.create_gauge("aio_pipeline.circuit_breaker.state", "1", "0 closed, 1 half-open, 2 open")
         return _BreakerHook(state, meter.create_counter("aio_pipeline.circuit_breaker.transitions", "{transition}"))
 
-    def server_middleware(self) -> ServerMiddleware:
+    def server_middleware(self) -> Middleware[Any, Any]:
         meter = self._meter()
         return _ServerTimed(
             _histogram(meter, "http.server.request.duration", "HTTP server requests."),

@@ -59,7 +59,6 @@ from aio_pipeline.observe import (
     HTTP_METHODS,
     MAX_ROUTES,
     RouteLabels,
-    ServerMiddleware,
     library_error_name,
     rejection,
     server_route,
@@ -534,7 +533,7 @@ class PrometheusMetricsProvider:
         metrics = self._metrics()
         return _BreakerHook(metrics.state, metrics.transitions)
 
-    def server_middleware(self) -> ServerMiddleware:
+    def server_middleware(self) -> Middleware[Any, Any]:
         return _ServerTimed(self._metrics(), self.client_header_name, self.trace_ids)
 
 

@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import cast
+from typing import ClassVar, cast
 
 from aio_pipeline.chain import Handler, Middleware, link
 from aio_pipeline.extensions import BUDGET, CLASSIFIER, EVENT_HOOKS, STRATEGY, budget_for, event_hooks_for
@@ -125,6 +125,9 @@ class PerCallStrategy:
     starts an attempt after the first; it is given to the default strategy once, and to a
     strategy chosen per call (one of ours that has no threshold of its own) for that call.
     """
+
+    #: runs the strategy a caller chose for one call (``Client.request(strategy=...)`` checks there is one)
+    runs_chosen_strategy: ClassVar[bool] = True
 
     default: Middleware[Request, Response] = field(default_factory=SingleAttempt)
     budget: RetryBudget | None = field(default_factory=RetryBudget)

@@ -42,6 +42,7 @@ from ..chain import Middleware, checked_middlewares, compose
 from ..errors import DeadlineExceededError, InvalidRequestError, PipelineError
 from ..extensions import AIOHTTP_CALL
 from ..http import Headers, Request, Response
+from ..middlewares import propagation_stack
 from ..propagation import covered, time_to_send, within
 from ..transports.aiohttp import map_error
 
@@ -54,11 +55,14 @@ __all__ = ["aiohttp_client_middlewares"]
 
 
 def aiohttp_client_middlewares(
-    middlewares: Iterable[Middleware[Request, Response]], *, buffer_payload: bool = False
+    middlewares: Iterable[Middleware[Request, Response]] | None = None, *, buffer_payload: bool = False
 ) -> tuple[ClientMiddlewareType, ...]:
     """What ``ClientSession(middlewares=...)`` takes: one aiohttp middleware running ``middlewares``
     (first outermost) for every request. Your own aiohttp middlewares listed before it run once
-    per hop and see the response the caller gets; those after it run once per attempt.
+    per hop and see the response the caller gets; those after it run once per attempt. Given no
+    ``middlewares``, the standard propagation stack runs (``propagation_stack()``: deadline,
+    priority, and both written on the wire); a stack with a deadline or a priority but nothing
+    that writes them is refused (``checked_middlewares``).
 
     The request body is read into memory once, before the first attempt, so a retry or a hedge
     resends it whole, never empty; for a big upload that must stream, pass ``middlewares=()`` to
@@ -69,7 +73,8 @@ def aiohttp_client_middlewares(
     """
     if not hasattr(aiohttp, "ClientMiddlewareType"):
         raise ImportError(f"aiohttp_client_middlewares needs aiohttp >= 3.12, not {aiohttp.__version__}")
-    return (_PipelineMiddleware(middlewares, buffer_payload=buffer_payload),)
+    stack = propagation_stack() if middlewares is None else middlewares
+    return (_PipelineMiddleware(stack, buffer_payload=buffer_payload),)
 
 
 class _PipelineMiddleware:

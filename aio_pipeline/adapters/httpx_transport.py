@@ -41,6 +41,7 @@ from ..chain import Middleware, checked_middlewares, compose
 from ..errors import InvalidRequestError, PipelineError
 from ..extensions import HTTPX_CALL
 from ..http import Headers, Request, Response
+from ..middlewares import propagation_stack
 from ..propagation import Deadline, Priority, covered, inherited_deadline, time_to_send, within
 from ..transports.httpx import HTTPX_ERRORS, HttpxError, cancelled_once, map_error
 
@@ -57,15 +58,20 @@ _DERIVED = ("Host", "Content-Length", "Transfer-Encoding")
 class HttpxPipelineTransport(httpx.AsyncBaseTransport):
     """Runs ``middlewares`` (first outermost) for every request, sending through ``inner``.
 
-    ``inner`` defaults to a new ``httpx.AsyncHTTPTransport()``; ``aclose()`` closes it. The
+    ``middlewares`` defaults to the standard propagation stack (``propagation_stack()``:
+    deadline, priority, and both written on the wire); a stack with a deadline or a priority but
+    nothing that writes them is refused (``checked_middlewares``). ``inner`` defaults to a new
+    ``httpx.AsyncHTTPTransport()``; ``aclose()`` closes it. The
     request body is read into memory before the first attempt (a streaming body is resent whole
     by a retry or a hedge), and so is every response body, inside its attempt.
     """
 
     def __init__(
-        self, middlewares: Iterable[Middleware[Request, Response]], inner: httpx.AsyncBaseTransport | None = None
+        self,
+        middlewares: Iterable[Middleware[Request, Response]] | None = None,
+        inner: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.middlewares = checked_middlewares(middlewares)
+        self.middlewares = checked_middlewares(propagation_stack() if middlewares is None else middlewares)
         self.inner = inner if inner is not None else httpx.AsyncHTTPTransport()
         self._handler = compose(self.middlewares, self._send)
 

@@ -22,7 +22,7 @@ from ..chain import Handler
 from ..errors import PipelineError
 from ..http import Request, Response
 from ..policy import ResponseVerdict
-from ..propagation import Deadline, Priority
+from ..propagation import DEFAULT_TIMEOUT, Deadline, Priority
 from ._familiar import EmptyResponse, Header
 from ._synthetic import synthetic_response
 
@@ -199,7 +199,7 @@ class _ModuleMiddleware:
         async def rest(endpoint: yarl.URL, passed: Request, deadline: Deadline, priority: Priority) -> Response:
             return await call_next(passed.replace(endpoint=str(endpoint), deadline=deadline, priority=priority))
 
-        deadline = request.deadline if request.deadline is not None else Deadline.from_timeout(20.0)
+        deadline = request.deadline if request.deadline is not None else Deadline.from_timeout(DEFAULT_TIMEOUT)
         return await self.module.execute(
             rest,
             endpoint=yarl.URL(request.endpoint or ""),

@@ -32,7 +32,7 @@ from ..middlewares.tracing import client_tracing_setup
 from ..middlewares.wire import SystemHeaders
 from ..observe import MetricsProvider
 from ..policy import ResponseClassifier, RetryBudget, check_kind
-from ..propagation import LOW_TIMEOUT_THRESHOLD, Priority
+from ..propagation import DEFAULT_TIMEOUT, LOW_TIMEOUT_THRESHOLD, Priority
 from ._extras import NoopMetricsProvider
 from ._familiar import EndpointProvider, Method, RequestStrategy, StaticEndpointProvider
 from ._modules import as_middleware
@@ -95,7 +95,7 @@ def setup(
     safe_method_strategy: RequestStrategy | None = None,
     unsafe_method_strategy: RequestStrategy | None = None,
     response_classifier: ResponseClassifier | None = None,
-    timeout: float = 20.0,
+    timeout: float = DEFAULT_TIMEOUT,
     priority: Priority = Priority.NORMAL,
     low_timeout_threshold: float = LOW_TIMEOUT_THRESHOLD,
     emit_system_headers: bool = True,

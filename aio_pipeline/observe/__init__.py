@@ -14,7 +14,7 @@ from ._labels import (
     server_route,
     service_name,
 )
-from ._metrics import MetricsProvider, ServerMiddleware
+from ._metrics import MetricsProvider
 
 __all__ = [
     "ATTEMPT_KINDS",
@@ -26,7 +26,6 @@ __all__ = [
     "Exchange",
     "MetricsProvider",
     "RouteLabels",
-    "ServerMiddleware",
     "exchange_of",
     "library_error_name",
     "rejection",

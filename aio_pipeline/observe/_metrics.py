@@ -14,7 +14,7 @@ objects themselves are shared per registry by the backend, never module globals.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from ..chain import Middleware
@@ -22,10 +22,7 @@ from ..circuit import CircuitStateChanged
 from ..http import Request, Response
 from ..policy import EventHook
 
-__all__ = ["MetricsProvider", "ServerMiddleware"]
-
-#: A server-side middleware: ``(inbound_request, call_next) -> response`` on the framework's types.
-ServerMiddleware = Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
+__all__ = ["MetricsProvider"]
 
 
 @runtime_checkable
@@ -48,6 +45,8 @@ class MetricsProvider(Protocol):
         """Receives the circuit breaker's state changes."""
         ...
 
-    def server_middleware(self) -> ServerMiddleware:
-        """Outermost on the server but for logging: duration, in flight, rejections."""
+    def server_middleware(self) -> Middleware[Any, Any]:
+        """Outermost on the server but for logging: duration, in flight, rejections. On the server
+        framework's own request and response types (aiohttp's: ``aio_pipeline.server.aiohttp``'s
+        ``ServerMiddleware``), hence ``Any`` here."""
         ...

@@ -250,5 +250,3 @@ def _answer(error: DeadlineExceededError | OverloadedError, expired_status: int)
         return web.Response(status=expired_status, text="deadline exceeded")
     retry_after = max(math.ceil(error.retry_after), 0) if math.isfinite(error.retry_after) else 1
     return web.Response(status=503, text="overloaded", headers={"Retry-After": str(retry_after)})
-
-

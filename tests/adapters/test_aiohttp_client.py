@@ -26,6 +26,7 @@ from aio_pipeline import (
 )
 from aio_pipeline.adapters.aiohttp_client import aiohttp_client_middlewares
 from aio_pipeline.circuit import DefaultCircuitBreaker
+from aio_pipeline.middlewares import ClientDeadline, ClientPriority, SystemHeaders
 from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
 from aio_pipeline.middlewares.hedging import ParallelStrategy
 from aio_pipeline.middlewares.retry import SequentialStrategy
@@ -266,3 +267,30 @@ async def test_a_post_redirected_to_a_refused_port_is_sent_once(
     assert [(a.route, a.method, a.body) for a in backend.arrivals] == [("see-other", "POST", b"one order")]
     finished = [(event.request.method, event.request.attempt) for event in events if isinstance(event, AttemptFinished)]
     assert finished == [("POST", 1), ("GET", 1), ("GET", 2), ("GET", 3)]
+
+
+async def test_given_no_middlewares_the_standard_propagation_stack_runs(backend: Backend) -> None:
+    async with aiohttp.ClientSession(middlewares=aiohttp_client_middlewares()) as session:
+        with set_context(deadline=Deadline.from_timeout(2.5), priority=Priority.LOW):
+            async with session.get(backend.url("echo")) as response:
+                assert await response.text() == "echo"
+    (arrival,) = backend.arrivals
+    assert 2.4 < float(arrival.headers["X-Request-Timeout"]) <= 2.5
+    assert arrival.headers["X-Request-Priority"] == "low"
+    assert arrival.headers["X-Request-Attempt"] == "1"
+
+
+async def test_a_deadline_and_priority_with_nothing_to_write_them_are_refused_saying_what_to_add(
+    backend: Backend,
+) -> None:
+    for stack in ([ClientDeadline(), ClientPriority()], [ClientPriority(), SingleAttempt()]):
+        with pytest.raises(ValueError, match=r"nothing after it writes .* add SystemHeaders\(\) last"):
+            aiohttp_client_middlewares(stack)
+    with pytest.raises(ValueError, match="ClientDeadline"):  # a writer before it does not count
+        aiohttp_client_middlewares([SystemHeaders(), ClientDeadline()])
+    # Kept local on purpose: said with a writer that writes nothing.
+    local = aiohttp_client_middlewares([ClientDeadline(timeout=3), SystemHeaders(emit_system_headers=False)])
+    async with aiohttp.ClientSession(middlewares=local) as session, session.get(backend.url("echo")) as response:
+        assert response.status == 200
+    (arrival,) = backend.arrivals
+    assert "X-Request-Timeout" not in arrival.headers and "X-Request-Priority" not in arrival.headers

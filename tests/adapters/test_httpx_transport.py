@@ -23,6 +23,7 @@ from aio_pipeline import (
     set_context,
 )
 from aio_pipeline.circuit import DefaultCircuitBreaker
+from aio_pipeline.middlewares import ClientDeadline, ClientPriority
 from aio_pipeline.middlewares.circuit_breaker import CircuitBreakerMiddleware
 from aio_pipeline.middlewares.hedging import ParallelStrategy
 from aio_pipeline.middlewares.retry import SequentialStrategy, split_deadline_between_attempts
@@ -351,3 +352,25 @@ async def test_defect_13_httpx_dropin_a_request_sent_again_is_a_new_call(backend
         assert (await client.send(request)).text == "echo"
     timeouts = [float(timeout or "nan") for timeout in backend.header("echo", "X-Request-Timeout")]
     assert timeouts == pytest.approx([1.0, 1.0], abs=0.01)
+
+
+async def test_given_no_middlewares_the_standard_propagation_stack_runs(backend: Backend) -> None:
+    httpx = pytest.importorskip("httpx")
+    from aio_pipeline.adapters.httpx_transport import HttpxPipelineTransport
+
+    async with httpx.AsyncClient(transport=HttpxPipelineTransport()) as client:
+        with set_context(deadline=Deadline.from_timeout(2.5), priority=Priority.LOW):
+            response = await client.get(backend.url("echo"))
+        assert response.text == "echo"
+    (arrival,) = backend.arrivals
+    assert 2.4 < float(arrival.headers["X-Request-Timeout"]) <= 2.5
+    assert arrival.headers["X-Request-Priority"] == "low"
+    assert arrival.headers["X-Request-Attempt"] == "1"
+
+
+async def test_a_deadline_with_nothing_to_write_it_is_refused_saying_what_to_add() -> None:
+    pytest.importorskip("httpx")
+    from aio_pipeline.adapters.httpx_transport import HttpxPipelineTransport
+
+    with pytest.raises(ValueError, match=r"ClientDeadline but nothing after it writes .* add SystemHeaders\(\)"):
+        HttpxPipelineTransport([ClientDeadline(), ClientPriority()])

@@ -89,7 +89,8 @@ async def calls_cut_at_the_deadline(strategy: Middleware[Request, Response], who
     ``whoever``: the transport's timer (the request carries the deadline), ``ClientDeadline``
     (the pipeline resolves it), or the caller (its own timer, a hair before the deadline)."""
     transport = FakeTransport([hang] * 3 * CALLS)
-    middlewares = [ClientDeadline(timeout=TIMEOUT), strategy, SystemHeaders()] if whoever == "ClientDeadline" else [strategy]
+    deadline = [ClientDeadline(timeout=TIMEOUT)] if whoever == "ClientDeadline" else []
+    middlewares = [*deadline, strategy, SystemHeaders()]
     pipeline = Pipeline(transport, middlewares)
     for _ in range(CALLS):
         if whoever == "ClientDeadline":

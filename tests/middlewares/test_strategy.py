@@ -84,7 +84,7 @@ async def test_without_a_per_call_choice_a_post_is_not_retried() -> None:
 
 def test_client_request_puts_the_strategy_on_the_request() -> None:
     strategy = single_attempt_strategy()
-    client = Client(ENDPOINT, Pipeline(FakeTransport()))
+    client = Client(ENDPOINT, Pipeline(FakeTransport(), [PerCallStrategy()]))
     context = client.request(get("x"), strategy=strategy)
     assert STRATEGY.get(context._request) is strategy
     assert STRATEGY.get(client.request(get("x"))._request) is None
@@ -132,3 +132,12 @@ async def test_a_strategy_created_per_call_reports_to_the_hooks_on_the_request()
 def test_a_default_that_is_not_a_middleware_is_refused() -> None:
     with pytest.raises(ValueError, match="default"):
         PerCallStrategy(default="sequential")  # type: ignore[arg-type]
+
+
+def test_a_strategy_for_a_pipeline_that_cannot_run_it_is_refused_not_ignored() -> None:
+    transport = FakeTransport([Response(503), Response(200)])
+    client = Client(ENDPOINT, Pipeline(transport, [SingleAttempt()]))
+    with pytest.raises(ValueError, match="PerCallStrategy") as refused:
+        client.request(get("x"), strategy=sequential_strategy(attempts_count=2))
+    assert "SingleAttempt" in str(refused.value)  # the pipeline it looked at
+    assert transport.sent == []
