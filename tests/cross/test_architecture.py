@@ -196,3 +196,81 @@ def test_a_cycle_would_be_seen() -> None:
         assert any("aio_pipeline.policy" in group and "aio_pipeline.http" in group for group in _cycles())
     finally:
         IMPORTS["aio_pipeline.http._request"].discard("aio_pipeline.policy")
+
+
+#: Source modules whose tests sit in a suite named otherwise (the suite that covers them, by
+#: concern); every other module ``a/b/_name.py`` has ``tests/a/b/test_name.py``.
+COVERED_BY = {
+    "aio_pipeline/_client.py": "tests/test_pipeline.py",
+    "aio_pipeline/chain.py": "tests/test_pipeline.py",
+    "aio_pipeline/_transport.py": "tests/transports/test_transports.py",
+    "aio_pipeline/errors.py": "tests/transports/test_transports.py",
+    "aio_pipeline/extensions.py": "tests/middlewares/test_strategy.py",
+    "aio_pipeline/circuit/_states.py": "tests/circuit/test_breaker.py",
+    "aio_pipeline/circuit/_window.py": "tests/circuit/test_breaker.py",
+    # aio-request's secondary names: only their bad input is tested (and, by name, their signatures)
+    "aio_pipeline/facade/_extras.py": "tests/cross/test_bad_input.py",
+    "aio_pipeline/facade/_familiar.py": "tests/facade/test_names.py",
+    "aio_pipeline/facade/_modules.py": "tests/testing/test_shipped_middlewares.py",
+    "aio_pipeline/facade/_server.py": "tests/server/test_aiohttp.py",
+    "aio_pipeline/facade/_synthetic.py": "tests/facade/test_differential.py",
+    "aio_pipeline/http/_builders.py": "tests/http/test_request.py",
+    "aio_pipeline/http/_url.py": "tests/http/test_request.py",
+    "aio_pipeline/observe/_labels.py": "tests/middlewares/test_prometheus.py",
+    "aio_pipeline/observe/_metrics.py": "tests/facade/test_metrics_contract.py",
+    "aio_pipeline/policy/_checks.py": "tests/cross/test_bad_input.py",
+    "aio_pipeline/propagation/_wire.py": "tests/middlewares/test_wire.py",
+    "aio_pipeline/testing/_entry_point.py": "tests/testing/test_plugin.py",
+    "aio_pipeline/testing/_observe.py": "tests/testing/test_conformance.py",
+    "aio_pipeline/testing/_report.py": "tests/testing/test_conformance.py",
+    "aio_pipeline/transports/aiohttp.py": "tests/transports/test_transports.py",
+    "aio_pipeline/transports/httpx.py": "tests/transports/test_transports.py",
+    "middlewares/log/_events.py": "tests/middlewares/test_log.py",
+}
+
+
+#: Helpers of their package, tested through the classes that use them, not by their own names.
+HELPERS = {
+    "aio_pipeline/observe/_labels.py",
+    "aio_pipeline/policy/_checks.py",
+    "aio_pipeline/testing/_observe.py",
+    "middlewares/log/_events.py",
+}
+
+
+def _test_module_for(source: Path) -> Path:
+    relative = source.relative_to(ROOT)
+    if relative.parts[0] == "middlewares":
+        stem = source.parent.name if source.name == "__init__.py" else source.stem
+        return ROOT / "tests" / "middlewares" / f"test_{stem.lstrip('_')}.py"
+    return ROOT.joinpath("tests", *relative.parts[1:-1], f"test_{source.stem.lstrip('_')}.py")
+
+
+SOURCES = sorted(
+    path
+    for name, path in MODULES.items()
+    if path.name != "__init__.py" or (_in(name, ("middlewares",)) and path.parent.name != "middlewares")
+)
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_source_module_has_its_test_module(source: Path) -> None:
+    relative = str(source.relative_to(ROOT))
+    suite = ROOT / COVERED_BY[relative] if relative in COVERED_BY else _test_module_for(source)
+    assert suite.exists(), f"{relative} has no tests: {suite.relative_to(ROOT)} (or an entry in COVERED_BY)"
+    # The suite really is about the module: it uses at least one of the names the module defines.
+    defined = {
+        node.name
+        for node in ast.parse(source.read_text()).body
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith("_")
+    }
+    text = suite.read_text()
+    if relative not in HELPERS:
+        assert not defined or any(name in text for name in defined), f"{suite.name} uses nothing of {relative}"
+
+
+def test_every_entry_of_covered_by_is_a_module_without_a_suite_of_its_own() -> None:
+    for relative in COVERED_BY:
+        source = ROOT / relative
+        assert source.exists(), relative
+        assert not _test_module_for(source).exists(), f"{relative} has its own suite now: drop it from COVERED_BY"
