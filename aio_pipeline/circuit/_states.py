@@ -1,5 +1,5 @@
 """The circuit breaker's public vocabulary: states, the state-change event, aio-request's
-``CircuitBreaker`` interface and the no-op breaker. ``_circuit`` implements the real one."""
+``CircuitBreaker`` interface and the no-op breaker. ``_breaker`` implements the real one."""
 
 from __future__ import annotations
 

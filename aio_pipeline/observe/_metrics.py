@@ -1,6 +1,6 @@
 """What the pipeline asks of a metrics backend, so that the core never imports one.
 
-A backend (``middlewares.metrics.PrometheusMetricsProvider``, ``middlewares.otel``) implements
+A backend (``aio_pipeline.middlewares.prometheus.PrometheusMetricsProvider``, ``aio_pipeline.middlewares.otel``) implements
 ``MetricsProvider``; ``setup()`` and ``aiohttp_middleware_factory()`` place the pieces it hands
 out at the right depth of their stacks:
 
