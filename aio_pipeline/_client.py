@@ -21,6 +21,12 @@ class Pipeline:
     The terminal handler is ``transport.send_request``: the request goes to its ``endpoint``
     within what is left of ``request.deadline`` (no bound when it has none). An expired
     deadline fails with ``DeadlineExceededError`` before touching the network.
+
+    Options:
+        transport: a ``Transport`` (e.g. ``AioHttpTransport(session)``); required.
+        middlewares: the client middlewares, first outermost; a stack with a deadline or a
+            priority but nothing that writes them is refused (``checked_middlewares``);
+            default none.
     """
 
     __slots__ = ("_handler", "middlewares", "transport")
@@ -78,8 +84,12 @@ class Client:
 
     Relative request URLs are appended under the endpoint's path: with endpoint
     ``http://host/api/`` (or ``http://host/api``), ``get("users/1")`` and ``get("/users/1")``
-    both go to ``http://host/api/users/1``; an absolute request URL is sent as is. ``endpoint``
-    may be ``None`` when a middleware resolves it per call (an endpoint provider).
+    both go to ``http://host/api/users/1``; an absolute request URL is sent as is.
+
+    Options:
+        endpoint: an absolute http(s) URL, checked now; ``None`` when a middleware resolves it
+            per call (an endpoint provider); required.
+        pipeline: the ``Pipeline`` every request goes through; required.
     """
 
     __slots__ = ("_takes_strategy", "endpoint", "pipeline")

@@ -48,11 +48,12 @@ class CircuitBreakerMiddleware:
     Options:
         breaker: the shared state, usually a ``DefaultCircuitBreaker``. Any other
             ``CircuitBreaker`` is driven through its ``execute``; refusals then carry
-            ``retry_after=0``, since that interface does not say how long the break lasts.
-        key: the circuit an attempt belongs to; ``endpoint_authority`` (scheme, host, port)
-            by default.
-        classifier: the responses that count as failures: those it rejects
-            (``DefaultResponseClassifier()``: 5xx, 408, 429, unless ``X-Do-Not-Retry``).
+            ``retry_after=0``, since that interface does not say how long the break lasts;
+            required.
+        key: the circuit an attempt belongs to, ``request -> key``; default
+            ``endpoint_authority`` (scheme, host, port).
+        classifier: the responses that count as failures: those it rejects; default
+            ``DefaultResponseClassifier()`` (5xx, 408, 429, unless ``X-Do-Not-Retry``).
 
     Any exception from the attempt counts as a failure too, except ``InvalidRequestError``: the
     request never left, so it counts as nothing and a half-open probe's slot goes back unused

@@ -86,7 +86,7 @@ class ClientDeadline:
 
     Options:
         timeout: seconds for a call with no explicit and no inherited deadline; default 20.
-        low_timeout_threshold: seconds; default 0.005 (5 ms).
+        low_timeout_threshold: seconds; a call with less left fails at once; default 0.005 (5 ms).
     """
 
     #: resolves what the callee must be told: a stack needs ``SystemHeaders`` after it (``checked_middlewares``)
@@ -157,11 +157,12 @@ class ServerDeadline:
     Options:
         timeout: seconds for a request that carries no deadline; default 20.
         max_timeout: the most seconds a client may ask for; default ``None`` (no cap).
-        low_timeout_threshold: seconds; default 0.005 (5 ms).
+        low_timeout_threshold: seconds; a request with less left is refused; default 0.005 (5 ms).
         cancel_on_timeout: cancel the handler at the deadline; default ``False``.
-        handler_timeout: a function giving the per-handler default timeout of a request, or
-            ``None`` when its handler has none; the server adapter supplies it (for aiohttp,
-            ``aiohttp_handler_timeout``, which reads ``@aiohttp_timeout``). Default ``None``.
+        handler_timeout: a function giving the per-handler default timeout of a request, in
+            seconds, or ``None`` when its handler has none; the server adapter supplies it (for
+            aiohttp, ``aiohttp_handler_timeout``, which reads ``@aiohttp_timeout``); default
+            ``None``.
     """
 
     #: never reads the exchange (``aiohttp_server_middleware``): a stack of such steps opens none

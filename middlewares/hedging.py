@@ -66,20 +66,33 @@ _EARLY = 1e-6
 
 @dataclass(frozen=True, slots=True)
 class ParallelStrategy:
-    """Up to ``attempts_count`` (3) overlapping attempts of one call.
+    """Up to ``attempts_count`` overlapping attempts of one call.
 
-    ``delays_provider`` (default ``linear_backoff_delays()``; a
-    ``PercentileBasedRequestAttemptDelaysProvider`` hedges at observed latency, learnt from the
-    attempts as ``latency_sample`` rules) spaces them.
     Only idempotent requests are hedged; others get one attempt, repeated only after a failure
     that proves it never left the machine. Extra attempts spend from ``budget`` (its own, else
-    the request's) and from ``hedge_budget`` if given (a cap on this strategy's extra load, e.g.
-    ``RetryBudget(ratio=0.05)``); when either is spent, no more start. ``hedge_priority`` (e.g.
-    ``Priority.LOW``) is sent with hedges. ``classifier`` judges outcomes (default: the client's,
-    carried by the request, else ``DefaultResponseClassifier()``). ``Retry-After`` is honoured up
-    to ``max_retry_after`` (30 s). No attempt after the first starts with less than
-    ``low_timeout_threshold`` left of the deadline (default: the client's, given by ``setup()``,
-    else 5 ms; the first was checked by ``ClientDeadline``).
+    the request's) and from ``hedge_budget`` if given; when either is spent, no more start. No
+    attempt after the first starts with less than ``low_timeout_threshold`` left of the deadline
+    (the first was checked by ``ClientDeadline``).
+
+    Options:
+        attempts_count: the most attempts, a count >= 1; default 3.
+        delays_provider: seconds from the start of attempt n to the start of attempt n + 1,
+            ``delays_provider(n)``; a ``PercentileBasedRequestAttemptDelaysProvider`` hedges at
+            observed latency, learnt from the attempts as ``latency_sample`` rules; default
+            ``linear_backoff_delays()``.
+        classifier: judges outcomes; default ``None``: the client's, carried by the request, else
+            ``DefaultResponseClassifier()``.
+        budget: the retry budget every extra attempt withdraws from; default ``None``: the one the
+            request carries, if any.
+        hedge_budget: a second budget, a cap on this strategy's extra load (e.g.
+            ``RetryBudget(ratio=0.05)``); default ``None``: none.
+        hedge_priority: the priority sent with hedges (e.g. ``Priority.LOW``); default ``None``:
+            the request's.
+        max_retry_after: the longest ``Retry-After`` honoured, seconds; default 30.
+        event_hooks: more hooks told of attempts, hedges, retries, the budget and
+            ``Retry-After``, besides those the request carries; default none.
+        low_timeout_threshold: seconds; default ``None``: the client's, given by ``setup()``,
+            else 0.005 (5 ms).
     """
 
     attempts_count: int = 3
@@ -142,7 +155,13 @@ class ParallelStrategy:
 def parallel_strategy(
     *, attempts_count: int = 3, delays_provider: DelaysProvider | RequestAttemptDelaysProvider | None = None
 ) -> ParallelStrategy:
-    """aio-request's ``parallel_strategy``; ``delays_provider`` defaults to ``linear_backoff_delays()``."""
+    """aio-request's ``parallel_strategy``: a ``ParallelStrategy``.
+
+    Options:
+        attempts_count: the most attempts, a count >= 1; default 3.
+        delays_provider: seconds from the start of attempt n to the start of attempt n + 1,
+            ``delays_provider(n)``; default ``None``: ``linear_backoff_delays()``.
+    """
     return ParallelStrategy(
         attempts_count=attempts_count,
         delays_provider=delays_provider if delays_provider is not None else linear_backoff_delays(),

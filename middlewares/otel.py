@@ -215,8 +215,8 @@ class OpenTelemetryMetricsProvider:
     Options:
         meter_provider: where the instruments come from; default ``None``: the global one
             (``opentelemetry.metrics.get_meter_provider()``), looked up on first use.
-        max_routes: distinct ``url.template`` values each client middleware and hook keeps;
-            later ones read ``_OTHER``. Default ``MAX_ROUTES``, 200.
+        max_routes: distinct ``url.template`` values each client middleware and hook keeps, a
+            count; later ones read ``_OTHER``; default ``MAX_ROUTES``, 200.
 
     Instruments are created on first use of any method; the SDK returns the same instrument
     for the same name, so providers may share a meter provider. Without opentelemetry-api

@@ -30,8 +30,10 @@ def _check_priority(name: str, value: object) -> None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientPriority:
-    """Sets ``request.priority``: explicit (``Client.request(priority=...)``), else inherited
-    (``get_context().priority``), else ``default``.
+    """Sets ``request.priority``: explicit, else inherited, else ``default``.
+
+    The explicit one is ``Client.request(priority=...)``'s; the inherited one
+    ``get_context().priority``, the priority of the server request being handled.
 
     Options:
         default: the priority of a call with no explicit and no inherited one; default NORMAL.

@@ -484,16 +484,16 @@ class PrometheusMetricsProvider:
     Options:
         registry: where the metrics are registered; default ``None``: prometheus-client's
             default ``REGISTRY``, looked up on first use.
-        buckets: histogram bounds in seconds, increasing; default ``DEFAULT_BUCKETS`` (5 ms to
-            20 s). Providers sharing a registry must share buckets.
+        buckets: histogram bounds in seconds, increasing; providers sharing a registry must
+            share buckets; default ``DEFAULT_BUCKETS`` (5 ms to 20 s).
         client_header_name: the header naming the calling service, for the server's ``client``
             label; default ``X-Service-Name``.
-        max_routes: distinct ``route`` labels each client middleware and hook keeps; later
-            routes read ``other`` (absolute URLs and f-string URLs would otherwise make a label
-            set per id). Default ``MAX_ROUTES``, 200.
+        max_routes: distinct ``route`` labels each client middleware and hook keeps, a count;
+            later routes read ``other`` (absolute URLs and f-string URLs would otherwise make a
+            label set per id); default ``MAX_ROUTES``, 200.
         trace_ids: ``() -> (trace_id, span_id) | None``, the active span's ids
             (``middlewares.tracing.current_trace_ids``): each histogram bucket then keeps its
-            latest exemplar (see the module docstring). Default ``None``: no exemplars, and
+            latest exemplar (see the module docstring); default ``None``: no exemplars, and
             nothing looked up per observation.
 
     The metrics are created on first use of any method, once per registry: every provider on

@@ -59,10 +59,17 @@ DeadlineProvider: TypeAlias = Callable[[Deadline, int, int], Deadline]
 def split_deadline_between_attempts(
     *, attempts_count_to_split: int | None = None, split_factor: int | None = None
 ) -> DeadlineProvider:
-    """Give each attempt an equal share of the time left among the attempts left, as aio-request:
-    with 9 s and 3 attempts, the first gets 3 s; if it fails after 1 s, the second gets 4 s, the
-    last everything left. ``attempts_count_to_split`` (>= 2; ``split_factor`` is its older name)
-    caps the number of shares: with 3 attempts and 2, the first gets half, the rest the remainder."""
+    """Give each attempt an equal share of the time left among the attempts left, as aio-request.
+
+    With 9 s and 3 attempts, the first gets 3 s; if it fails after 1 s, the second gets 4 s, the
+    last everything left.
+
+    Options:
+        attempts_count_to_split: caps the number of shares, a count >= 2: with 3 attempts and 2,
+            the first gets half, the rest the remainder; default ``None`` (one share per attempt).
+        split_factor: the older name of ``attempts_count_to_split`` (give one, not both);
+            default ``None``.
+    """
     if attempts_count_to_split is not None and split_factor is not None:
         raise ValueError("give attempts_count_to_split or split_factor (its older name), not both")
     name = "split_factor" if split_factor is not None else "attempts_count_to_split"
@@ -84,24 +91,39 @@ def pass_deadline_through() -> DeadlineProvider:
 
 @dataclass(frozen=True, slots=True)
 class SequentialStrategy:
-    """Up to ``attempts_count`` (3) attempts, one after the other.
+    """Up to ``attempts_count`` attempts, one after the other.
 
-    An attempt the ``classifier`` (default: the client's, carried by the request, else
-    ``DefaultResponseClassifier()``) rejects is closed, then the strategy waits
-    ``delays_provider(attempt)`` seconds (default: ``linear_backoff_delays()``), or longer if a
-    429/503 asks so with ``Retry-After`` (honoured up to ``max_retry_after``, 30 s), and tries
-    again. It stops at once, returning the last response or re-raising the last exception, when:
-    the outcome is accepted; the count is reached; the request is not idempotent (unless the
-    failure proves it never left the machine); the wait would leave less than the low-timeout
-    threshold of the deadline; or the retry ``budget`` (its own, else the request's) is spent.
-    Each attempt's deadline comes from ``deadline_provider`` (default: the whole remainder;
-    ``split_deadline_between_attempts()`` to share it) and is never later than the call's. No
-    attempt starts with less than ``low_timeout_threshold`` left of its own deadline (default: the
-    client's, given by ``setup()``, else 5 ms): a first attempt refused so raises
-    ``DeadlineRejectedError`` (nothing was sent); a later one ends the call with the last outcome. A
-    learning ``delays_provider`` (a ``RequestAttemptDelaysProvider``) is told each attempt's
-    latency as ``latency_sample`` rules: answers, and attempts cut by their deadline, whoever
-    cancelled them, as "at least this slow"; never instant refusals.
+    An attempt the ``classifier`` rejects is closed, then the strategy waits
+    ``delays_provider(attempt)`` seconds, or longer if a 429/503 asks so with ``Retry-After``
+    (honoured up to ``max_retry_after``), and tries again. It stops at once, returning the last
+    response or re-raising the last exception, when: the outcome is accepted; the count is
+    reached; the request is not idempotent (unless the failure proves it never left the machine);
+    the wait would leave less than the low-timeout threshold of the deadline; or the retry
+    ``budget`` (its own, else the request's) is spent. Each attempt's deadline comes from
+    ``deadline_provider`` and is never later than the call's. No attempt starts with less than
+    ``low_timeout_threshold`` left of its own deadline: a first attempt refused so raises
+    ``DeadlineRejectedError`` (nothing was sent); a later one ends the call with the last outcome.
+
+    Options:
+        attempts_count: the most attempts, a count >= 1; default 3.
+        delays_provider: seconds to wait after the n-th attempt, ``delays_provider(n)``; a
+            learning one (a ``RequestAttemptDelaysProvider``) is told each attempt's latency as
+            ``latency_sample`` rules: answers, and attempts cut by their deadline, whoever
+            cancelled them, as "at least this slow"; never instant refusals; default
+            ``linear_backoff_delays()``.
+        deadline_provider: each attempt's deadline from the call's (a ``DeadlineProvider``);
+            default ``pass_deadline_through()``: the whole remainder
+            (``split_deadline_between_attempts()`` shares it).
+        classifier: which outcomes are rejected, and so retried; default ``None``: the client's,
+            carried by the request, else ``DefaultResponseClassifier()``.
+        budget: the retry budget every retry withdraws from (the call deposits in it); default
+            ``None``: the one the request carries, if any.
+        max_retry_after: the longest ``Retry-After`` honoured, seconds; a longer one ends the
+            call with its outcome; default 30.
+        event_hooks: more hooks told of attempts, retries, the budget and ``Retry-After``,
+            besides those the request carries; default none.
+        low_timeout_threshold: seconds; default ``None``: the client's, given by ``setup()``,
+            else 0.005 (5 ms).
     """
 
     attempts_count: int = 3
@@ -242,8 +264,15 @@ def sequential_strategy(
     delays_provider: DelaysProvider | RequestAttemptDelaysProvider | None = None,
     deadline_provider: DeadlineProvider | None = None,
 ) -> SequentialStrategy:
-    """aio-request's ``sequential_strategy``; ``delays_provider`` defaults to
-    ``linear_backoff_delays()``, ``deadline_provider`` to ``pass_deadline_through()``."""
+    """aio-request's ``sequential_strategy``: a ``SequentialStrategy``.
+
+    Options:
+        attempts_count: the most attempts, a count >= 1; default 3.
+        delays_provider: seconds to wait after the n-th attempt, ``delays_provider(n)``;
+            default ``None``: ``linear_backoff_delays()``.
+        deadline_provider: each attempt's deadline from the call's; default ``None``:
+            ``pass_deadline_through()`` (the whole remainder).
+    """
     return SequentialStrategy(
         attempts_count=attempts_count,
         delays_provider=delays_provider if delays_provider is not None else linear_backoff_delays(),
@@ -253,19 +282,32 @@ def sequential_strategy(
 
 @dataclass(frozen=True, slots=True)
 class RetryUntilDeadlineExpiredStrategy:
-    """Runs ``base_strategy`` again and again until its outcome is accepted or the deadline has
-    passed, waiting ``delays_provider(request, n)`` (never past the deadline) before the n-th
-    repeat: aio-request's strategy of that name.
+    """Runs ``base_strategy`` again and again until its outcome is accepted or the deadline passes.
 
-    ``base_strategy`` is any strategy (``None``: a single attempt, run as one unbounded sequence
-    of attempts). Attempts are numbered across repeats (``X-Request-Attempt`` 1, 2, 3, ...).
-    Unlike aio-request's it is also bounded by the retry ``budget`` (its own, else the
+    aio-request's strategy of that name: it waits ``delays_provider`` (never past the deadline)
+    before the n-th repeat. Attempts are numbered across repeats (``X-Request-Attempt`` 1, 2,
+    3, ...). Unlike aio-request's it is also bounded by the retry ``budget`` (its own, else the
     request's; each repeat of a base strategy is one extra attempt, and counts as a call for the
     base strategy itself), so a dead endpoint does not get an unbounded stream of retries from
     every caller, and a repeat that would start with less than the low-timeout threshold left
     is not made. A request that is not idempotent is repeated only after a failure that proves it
     never left, unless it was marked repeatable (a strategy chosen per call, or by
     ``setup(unsafe_method_strategy=...)``, is the caller's explicit choice).
+
+    Options:
+        base_strategy: the strategy repeated, any strategy; default ``None``: a single attempt,
+            run as one unbounded sequence of attempts.
+        delays_provider: seconds to wait before the n-th repeat, ``delays_provider(n)`` (a
+            ``RequestAttemptDelaysProvider`` is asked with the request); default
+            ``linear_backoff_delays()``.
+        classifier: which outcomes are rejected, and so repeated; default ``None``: the client's,
+            carried by the request, else ``DefaultResponseClassifier()``.
+        budget: the retry budget every repeat withdraws from; default ``None``: the one the
+            request carries, if any.
+        event_hooks: more hooks told of the repeats and the budget, besides those the request
+            carries; default none.
+        low_timeout_threshold: seconds; no repeat starts with less time left; default ``None``:
+            the client's, given by ``setup()``, else 0.005 (5 ms).
     """
 
     base_strategy: Middleware[Request, Response] | None = None
@@ -382,12 +424,16 @@ def retry_until_deadline_expired(
     *,
     delays_provider: DelaysProvider | RequestAttemptDelaysProvider | None = None,
 ) -> RetryUntilDeadlineExpiredStrategy:
-    """aio-request's ``retry_until_deadline_expired(strategy, delays_provider=...)``: repeats
-    ``strategy`` (``None``: a single attempt) until its outcome is accepted or the deadline is
-    spent, waiting ``delays_provider`` between runs (``linear_backoff_delays()``).
+    """aio-request's ``retry_until_deadline_expired``: a ``RetryUntilDeadlineExpiredStrategy``.
 
-    Unlike aio-request's, it is also bounded by the retry budget (the client's, carried by the
+    It repeats ``strategy`` until its outcome is accepted or the deadline is spent. Unlike
+    aio-request's, it is also bounded by the retry budget (the client's, carried by the
     request), so a dead endpoint does not get an unbounded stream of retries from every caller.
+
+    Options:
+        strategy: the strategy repeated; default ``None``: a single attempt.
+        delays_provider: seconds to wait before the n-th repeat, ``delays_provider(n)``;
+            default ``None``: ``linear_backoff_delays()``.
     """
     return RetryUntilDeadlineExpiredStrategy(
         strategy, delays_provider if delays_provider is not None else linear_backoff_delays()

@@ -42,11 +42,13 @@ class LoadShedding:
     """At most ``max_concurrency`` handlers at once, shared out by priority.
 
     Options:
-        max_concurrency: handlers running at once; required, > 0.
-        high_reserve: the share of capacity only HIGH may use; default 0.2.
-        normal_reserve: the further share LOW may not use; default 0.2 (LOW gets 60%).
-        max_wait: seconds a request may queue for a slot; default 0 (shed at once).
-        min_retry_after: the least ``Retry-After`` sent with a shed request, seconds; default 1.
+        max_concurrency: handlers running at once, a count > 0; required.
+        high_reserve: the share of capacity only HIGH may use, a fraction in [0, 1); default 0.2.
+        normal_reserve: the further share LOW may not use, a fraction in [0, 1), with
+            ``high_reserve`` below 1 in all; default 0.2 (LOW gets 60%).
+        max_wait: seconds a request may queue for a slot, >= 0; default 0 (shed at once).
+        min_retry_after: the least ``Retry-After`` sent with a shed request, seconds, >= 0;
+            default 1.
 
     The state (``in_flight``, ``waiting``) is per instance: one instance per server.
     """

@@ -43,6 +43,12 @@ class SingleAttempt:
     It still counts the call in the retry budget (its own ``budget``, else the one the request
     carries), because a budget allows extra attempts in proportion to *all* calls. Reports
     attempt events to ``event_hooks`` and to the hooks the request carries.
+
+    Options:
+        budget: the retry budget the call is counted in; default ``None``: the one the request
+            carries (``PerCallStrategy``'s), if any.
+        event_hooks: more hooks told of the attempt (``AttemptStarted``, ``AttemptFinished``),
+            besides those the request carries; default none.
     """
 
     budget: RetryBudget | None = None
@@ -105,25 +111,35 @@ class SingleAttempt:
 
 
 def single_attempt_strategy() -> SingleAttempt:
-    """One attempt, no retry: aio-request's ``single_attempt_strategy()``."""
+    """One attempt, no retry: aio-request's ``single_attempt_strategy()``.
+
+    Options:
+        none; ``SingleAttempt(budget=..., event_hooks=...)`` takes a budget and event hooks.
+    """
     return SingleAttempt()
 
 
 @dataclass(frozen=True, slots=True)
 class PerCallStrategy:
-    """Runs the strategy chosen for this call (``aio_pipeline.extensions.STRATEGY``, set by
-    ``Client.request(..., strategy=...)``), else ``default`` (``SingleAttempt()``).
+    """Runs the strategy chosen for this call, else ``default``.
 
-    A strategy chosen per call is the caller's explicit choice, so it applies to any method: the
-    request is marked ``retryable`` for it. ``budget`` (a ``RetryBudget()`` of its own unless
-    given; ``None`` for none) is put on the request for every strategy below to share, unless an
-    outer layer already put one there. ``classifier`` (default ``None``) likewise becomes the
-    classifier of every strategy below that was not given one of its own, and ``event_hooks``
-    (default none) are added to the hooks every strategy below reports to (the client's metrics
-    and logs). All of it is put on the request in one copy. ``low_timeout_threshold`` (seconds,
-    default 0.005: the client's, from ``setup()``) is the least time left with which a strategy
-    starts an attempt after the first; it is given to the default strategy once, and to a
-    strategy chosen per call (one of ours that has no threshold of its own) for that call.
+    The chosen one is ``aio_pipeline.extensions.STRATEGY``, set by
+    ``Client.request(..., strategy=...)``. A strategy chosen per call is the caller's explicit
+    choice, so it applies to any method: the request is marked ``retryable`` for it. The budget,
+    classifier and hooks below are put on the request in one copy, for every strategy below it.
+
+    Options:
+        default: the strategy of a call that chose none; default ``SingleAttempt()``.
+        budget: the retry budget every strategy below shares, put on the request unless an outer
+            layer already put one there; default a ``RetryBudget()`` of its own; ``None`` for none.
+        classifier: the classifier of every strategy below that was not given one of its own;
+            default ``None`` (theirs, else ``DefaultResponseClassifier()``).
+        event_hooks: added to the hooks every strategy below reports to (the client's metrics
+            and logs); default none.
+        low_timeout_threshold: seconds; the least time left with which a strategy starts an
+            attempt after the first. It is given to the default strategy once, and to a strategy
+            chosen per call (one of ours that has no threshold of its own) for that call;
+            default 0.005 (5 ms; ``setup()`` passes the client's).
     """
 
     #: runs the strategy a caller chose for one call (``Client.request(strategy=...)`` checks there is one)
@@ -213,6 +229,12 @@ class MethodBasedStrategy:
     ``{"POST": sequential_strategy()}`` does retry POSTs. ``default`` is that choice only with
     ``default_is_explicit=True`` (``setup()`` sets it when given an ``unsafe_method_strategy``);
     otherwise a request that is not idempotent gets from it at most what its idempotency allows.
+
+    Options:
+        strategies: the strategy for each method name (any case); required.
+        default: the strategy of every other method; default ``SingleAttempt()``.
+        default_is_explicit: ``default`` is the caller's explicit choice, so a request it gets
+            is marked ``retryable`` whatever its method; default ``False``.
     """
 
     strategies: Mapping[str, Middleware[Request, Response]]

@@ -59,7 +59,7 @@ SERVER span (``http.request.method``, ``url.path``, ``url.scheme``, ``server.add
 ``aio_pipeline.deadline.remaining`` as the caller sent them). A request refused before its
 handler ran gets the event ``aio_pipeline.server.rejected`` and the attribute
 ``aio_pipeline.rejected`` (``deadline``, ``overloaded``). The status is what went on the wire,
-as the aiohttp adapter's exchange tells it (``aio_pipeline._exchange``): the span ends when the
+as the aiohttp adapter's exchange tells it (``aio_pipeline.observe.Exchange``): the span ends when the
 status is final, ERROR for a 5xx or a response cut mid-stream (``error.type`` ``aborted``).
 Without an exchange (a middleware driven directly) it records what ``call_next`` gave.
 
@@ -279,10 +279,11 @@ def _answered(otel: Any, span: Span, response: Response) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ClientTracing:
-    """The call span: a client middleware that traces each call; its ``attempts()`` traces each
-    attempt. Put it outermost (before ``ClientLog``, so that the call's log event carries the call
-    span's ids) and ``attempts()`` right inside the strategy (where metrics' attempt middleware
-    goes, before the breaker and ``SystemHeaders``)::
+    """The call span: a client middleware that traces each call; its ``attempts()`` traces each attempt.
+
+    Put it outermost (before ``ClientLog``, so that the call's log event carries the call span's
+    ids) and ``attempts()`` right inside the strategy (where metrics' attempt middleware goes,
+    before the breaker and ``SystemHeaders``)::
 
         tracing = ClientTracing()
         Pipeline(transport, [
@@ -298,8 +299,9 @@ class ClientTracing:
     Options:
         tracer_provider: where the tracer comes from; default ``None``: OpenTelemetry's global
             one (``opentelemetry.trace.get_tracer_provider()``, a proxy until an SDK sets one).
-        max_routes: distinct ``url.template`` values each middleware keeps; past that, spans are
-            named by the method alone and carry no ``url.template``. Default ``MAX_ROUTES``, 200.
+        max_routes: distinct ``url.template`` values each middleware keeps, a count; past that,
+            spans are named by the method alone and carry no ``url.template``; default
+            ``MAX_ROUTES``, 200.
 
     Constructing it without opentelemetry-api raises ``ImportError`` with the install hint; the
     tracer is looked up when a middleware is composed into a pipeline.
@@ -571,7 +573,8 @@ class ServerTracing:
     ``ClientTracing``) are its children.
 
     Options:
-        tracer_provider: default ``None``: OpenTelemetry's global one.
+        tracer_provider: where the tracer comes from; default ``None``: OpenTelemetry's global
+            one.
         client_header_name: the header naming the calling service, for ``aio_pipeline.client``;
             default ``X-Service-Name``.
 

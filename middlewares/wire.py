@@ -51,7 +51,7 @@ class SystemHeaders:
 
     Options:
         emit_system_headers: write the three headers (overwriting any caller value); ``False``
-            writes none and leaves the caller's headers as they are. Default ``True``.
+            writes none and leaves the caller's headers as they are; default ``True``.
     """
 
     #: writes the deadline and priority on the wire (``checked_middlewares``)

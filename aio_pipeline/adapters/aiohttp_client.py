@@ -57,19 +57,23 @@ __all__ = ["aiohttp_client_middlewares"]
 def aiohttp_client_middlewares(
     middlewares: Iterable[Middleware[Request, Response]] | None = None, *, buffer_payload: bool = False
 ) -> tuple[ClientMiddlewareType, ...]:
-    """What ``ClientSession(middlewares=...)`` takes: one aiohttp middleware running ``middlewares``
-    (first outermost) for every request. Your own aiohttp middlewares listed before it run once
-    per hop and see the response the caller gets; those after it run once per attempt. Given no
-    ``middlewares``, the standard propagation stack runs (``propagation_stack()``: deadline,
-    priority, and both written on the wire); a stack with a deadline or a priority but nothing
-    that writes them is refused (``checked_middlewares``).
+    """What ``ClientSession(middlewares=...)`` takes: one aiohttp middleware running ``middlewares``.
 
+    They run first outermost, for every request. Your own aiohttp middlewares listed before it
+    run once per hop and see the response the caller gets; those after it run once per attempt.
     The request body is read into memory once, before the first attempt, so a retry or a hedge
     resends it whole, never empty; for a big upload that must stream, pass ``middlewares=()`` to
-    that one ``session.request``. ``buffer_payload`` (default ``False``) reads the response body
-    inside the attempt, under its deadline and retried if broken (``read()``, ``text()`` and
-    ``json()`` work; ``response.content`` is then drained); by default the caller reads it, as
-    before, and a streamed download keeps streaming, outside our deadline.
+    that one ``session.request``.
+
+    Options:
+        middlewares: our middlewares, first outermost; a stack with a deadline or a priority but
+            nothing that writes them is refused (``checked_middlewares``); default ``None``: the
+            standard propagation stack (``propagation_stack()``: deadline, priority, and both
+            written on the wire).
+        buffer_payload: read the response body inside the attempt, under its deadline and
+            retried if broken (``read()``, ``text()`` and ``json()`` work; ``response.content``
+            is then drained); default ``False``: the caller reads it, as before, and a streamed
+            download keeps streaming, outside our deadline.
     """
     if not hasattr(aiohttp, "ClientMiddlewareType"):
         raise ImportError(f"aiohttp_client_middlewares needs aiohttp >= 3.12, not {aiohttp.__version__}")

@@ -58,12 +58,16 @@ _DERIVED = ("Host", "Content-Length", "Transfer-Encoding")
 class HttpxPipelineTransport(httpx.AsyncBaseTransport):
     """Runs ``middlewares`` (first outermost) for every request, sending through ``inner``.
 
-    ``middlewares`` defaults to the standard propagation stack (``propagation_stack()``:
-    deadline, priority, and both written on the wire); a stack with a deadline or a priority but
-    nothing that writes them is refused (``checked_middlewares``). ``inner`` defaults to a new
-    ``httpx.AsyncHTTPTransport()``; ``aclose()`` closes it. The
-    request body is read into memory before the first attempt (a streaming body is resent whole
-    by a retry or a hedge), and so is every response body, inside its attempt.
+    The request body is read into memory before the first attempt (a streaming body is resent
+    whole by a retry or a hedge), and so is every response body, inside its attempt.
+
+    Options:
+        middlewares: our middlewares, first outermost; a stack with a deadline or a priority but
+            nothing that writes them is refused (``checked_middlewares``); default ``None``: the
+            standard propagation stack (``propagation_stack()``: deadline, priority, and both
+            written on the wire).
+        inner: the httpx transport that sends; ``aclose()`` closes it; default ``None``: a new
+            ``httpx.AsyncHTTPTransport()``.
     """
 
     def __init__(

@@ -144,21 +144,33 @@ class Circuit:
 class DefaultCircuitBreaker(CircuitBreaker[KeyT, ResultT]):
     """A circuit per key, sampled over a sliding window; share one instance to share its state.
 
-    The circuit opens when, within the last ``sampling_duration`` seconds (in ``windows_count``
-    buckets), at least ``minimum_throughput`` attempts ended and ``failures / attempts >=
-    failure_threshold``; or, with ``consecutive_failures`` set, after that many failures in a
-    row, however slow the traffic. It stays open ``break_duration`` seconds, then lets
-    ``half_open_probes`` (default 1) attempts through: when all of them succeed it closes with
-    an empty window, and when one fails it opens again. A probe that has not reported within
-    ``probe_timeout`` seconds (default: ``break_duration``) counts as failed, so a hung probe
-    cannot hold the circuit half-open.
+    The circuit opens when, within the last ``sampling_duration`` seconds, at least
+    ``minimum_throughput`` attempts ended and ``failures / attempts >= failure_threshold``; or,
+    with ``consecutive_failures`` set, after that many failures in a row, however slow the
+    traffic. It stays open ``break_duration`` seconds, then lets ``half_open_probes`` attempts
+    through: when all of them succeed it closes with an empty window, and when one fails it opens
+    again. A probe that has not reported within ``probe_timeout`` counts as failed, so a hung
+    probe cannot hold the circuit half-open. Bad values raise ``ValueError`` naming the option.
+    Use an instance from one event loop: it is not thread-safe.
 
-    Circuits of the ``max_keys`` (default 1000) most recently used keys are kept; older ones
-    are forgotten (and start closed if they come back). ``hooks`` are called with a
-    ``CircuitStateChanged`` on every transition, synchronously: keep them quick; an exception
-    from one is logged and otherwise ignored. ``clock`` (seconds, monotonic) defaults to the
-    running event loop's ``time()``. Bad values raise ``ValueError`` naming the option. Use an
-    instance from one event loop: it is not thread-safe.
+    Options:
+        break_duration: how long the circuit stays open, seconds, > 0; required.
+        failure_threshold: the failure ratio that opens it, a fraction in (0, 1]; required.
+        minimum_throughput: attempts that must have ended in the window before the ratio
+            counts, a count > 0; required.
+        sampling_duration: the sliding window, seconds, > 0; required.
+        windows_count: the buckets the window slides in, a count > 0; default 10.
+        half_open_probes: attempts let through when half-open, a count > 0; default 1.
+        consecutive_failures: failures in a row that open the circuit, a count > 0; default
+            ``None``: only the ratio opens it.
+        probe_timeout: seconds, > 0, after which a probe that has not reported counts as failed;
+            default ``None``: ``break_duration``.
+        max_keys: circuits kept, those of the most recently used keys, a count > 0; older ones
+            are forgotten (and start closed if they come back); default 1000.
+        hooks: called with a ``CircuitStateChanged`` on every transition, synchronously: keep
+            them quick; an exception from one is logged and otherwise ignored; default none.
+        clock: ``() -> seconds``, monotonic; default ``None``: the running event loop's
+            ``time()``.
     """
 
     break_duration: float

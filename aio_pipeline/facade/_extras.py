@@ -56,10 +56,18 @@ class CircuitBreakerMetrics(abc.ABC):
 
 
 class RollingCircuitBreakerMetrics(CircuitBreakerMetrics):
-    """Counts over the last ``sampling_duration`` seconds, in ``windows_count`` buckets that
-    start when needed and drop out once older than the duration. ``DefaultCircuitBreaker``
-    keeps its own window; this class is for code that uses aio-request's directly. ``clock``
-    (seconds, monotonic) defaults to the running loop's."""
+    """Counts successes and failures over the last ``sampling_duration`` seconds.
+
+    The counts are kept in buckets that start when needed and drop out once older than the
+    duration. ``DefaultCircuitBreaker`` keeps its own window; this class is for code that uses
+    aio-request's directly.
+
+    Options:
+        sampling_duration: the window, seconds, > 0; required.
+        windows_count: the buckets it is counted in, a count > 0 (each ``sampling_duration /
+            windows_count`` seconds wide); required.
+        clock: ``() -> seconds``, monotonic; default ``None``: the running loop's.
+    """
 
     __slots__ = ("_buckets", "_clock", "_sampling_duration", "_width")
 
@@ -132,10 +140,18 @@ NOOP_METRICS_PROVIDER = NoopMetricsProvider()
 
 
 class AioHttpDnsResolver(AbstractResolver):
-    """Wraps an aiohttp ``resolver``: answers from a cache, which a background task refreshes
-    every ``interval`` seconds (30); a host whose refresh fails ``max_failures`` times in a row (3)
-    is dropped, and resolved afresh when next asked. The task starts with the first look-up (so
-    it may be built outside a running loop) and stops in ``close()``."""
+    """Wraps an aiohttp ``resolver``: answers from a cache, which a background task refreshes.
+
+    A host whose refresh fails ``max_failures`` times in a row is dropped, and resolved afresh
+    when next asked. The task starts with the first look-up (so it may be built outside a running
+    loop) and stops in ``close()``, which closes ``resolver`` too.
+
+    Options:
+        resolver: the aiohttp resolver asked on a miss and on every refresh; required.
+        interval: seconds between refreshes, > 0; default 30.
+        max_failures: refreshes failed in a row after which a host is dropped, a count > 0;
+            default 3.
+    """
 
     def __init__(self, resolver: AbstractResolver, *, interval: float = 30, max_failures: float = 3) -> None:
         if not interval > 0 or not max_failures > 0:

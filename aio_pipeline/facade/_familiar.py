@@ -102,7 +102,11 @@ class EndpointProvider(abc.ABC):
 
 
 class StaticEndpointProvider(EndpointProvider):
-    """Always the same endpoint (a ``str`` or a ``yarl.URL``), validated once."""
+    """Always the same endpoint, validated once.
+
+    Options:
+        endpoint: an absolute http(s) URL, a ``str`` or a ``yarl.URL``; required.
+    """
 
     __slots__ = ("_endpoint", "_url")
 
@@ -121,8 +125,14 @@ class StaticEndpointProvider(EndpointProvider):
 
 
 class DelegateEndpointProvider(EndpointProvider):
-    """The endpoint a function returns (sync or async, a ``str`` or a ``yarl.URL``): service
-    discovery, a config lookup. It is called once per call, and its answer checked."""
+    """The endpoint a function returns: service discovery, a config lookup.
+
+    The function is called once per call, and its answer checked.
+
+    Options:
+        endpoint_delegate: ``() -> endpoint``, sync or async, the endpoint a ``str`` or a
+            ``yarl.URL``; required.
+    """
 
     __slots__ = ("_delegate",)
 

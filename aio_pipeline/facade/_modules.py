@@ -100,9 +100,14 @@ class BypassModule(RequestModule):
 
 
 class LowTimeoutModule(RequestModule):
-    """Answers ``408`` with ``X-Do-Not-Retry: 1`` (final: no strategy retries it) without going
-    further when the attempt's deadline has passed or has less than ``low_timeout_threshold``
-    seconds left."""
+    """Answers ``408`` with ``X-Do-Not-Retry: 1`` when the attempt has too little time left.
+
+    It answers so, without going further, when the attempt's deadline has passed or has less
+    than ``low_timeout_threshold`` seconds left; the answer is final: no strategy retries it.
+
+    Options:
+        low_timeout_threshold: seconds, finite and >= 0; required.
+    """
 
     __slots__ = ("_threshold",)
 
@@ -126,9 +131,18 @@ class LowTimeoutModule(RequestModule):
 
 
 class TransportModule(RequestModule):
-    """The last module: writes ``X-Request-Timeout`` and ``X-Request-Priority`` (with
+    """The last module: system headers, the enricher, then ``transport``.
+
+    It writes ``X-Request-Timeout``, ``X-Request-Priority`` and ``X-Request-Attempt`` (with
     ``emit_system_headers``), runs ``request_enricher`` (sync or async), then sends through
-    ``transport``, answering its failures as the facade's synthetic responses (408, 488, 489)."""
+    ``transport``, answering its failures as the facade's synthetic responses (408, 488, 489).
+
+    Options:
+        transport: where the attempt is sent, within the seconds left of its deadline; required.
+        emit_system_headers: write the system headers before the enricher runs; required.
+        request_enricher: ``f(request)``, sync or async, applied to every attempt, or ``None``
+            for none; required.
+    """
 
     __slots__ = ("_emit", "_enricher", "_transport")
 

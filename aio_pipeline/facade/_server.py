@@ -66,13 +66,14 @@ def aiohttp_middleware_factory(
 
         [tracing] -> outer_middlewares -> metrics -> deadline -> priority -> middlewares -> handler
 
-    Options (times in seconds):
+    Options:
         timeout: deadline of a request carrying no ``X-Request-Timeout`` and whose handler has
-            no ``@aiohttp_timeout``; default 20.
+            no ``@aiohttp_timeout``, seconds; default 20.
         priority: priority of a request carrying no (or an unknown) ``X-Request-Priority``;
             default NORMAL.
-        low_timeout_threshold: a request with less time left is refused; default 0.005.
-        max_timeout: cap on the deadline a client may ask for; default ``None`` (no cap).
+        low_timeout_threshold: a request with less time left is refused, seconds; default
+            0.005 (5 ms).
+        max_timeout: cap on the deadline a client may ask for, seconds; default ``None`` (no cap).
         cancel_on_timeout: cancel the handler when the deadline passes; default ``False``.
         middlewares: your own server middlewares, run inside the built-in ones (they see the
             deadline and priority in ``get_context()``); default none.
@@ -88,7 +89,7 @@ def aiohttp_middleware_factory(
             so that refused requests have one and ``ServerLog`` logs its ids; our own
             ``ServerLog`` and ``PrometheusMetricsProvider`` (copies of them) are given
             ``trace_ids``, so log events carry ``trace_id``/``span_id`` and histogram buckets an
-            exemplar. Needs opentelemetry-api. Default ``False``: nothing of it is in the stack.
+            exemplar. Needs opentelemetry-api; default ``False``: nothing of it is in the stack.
         tracer_provider: an OpenTelemetry ``TracerProvider`` for those spans; default ``None``:
             the global one. Only with ``tracing=True``.
 

@@ -110,37 +110,44 @@ def setup(
 ) -> Client:
     """A client for ``endpoint`` (or ``endpoint_provider``) over ``transport``, as aio-request's.
 
-    Options (times in seconds):
-        safe_method_strategy: for GET, HEAD and OPTIONS; default (``None``) 3 sequential
-            attempts with ``linear_backoff_delays()``. unsafe_method_strategy: every other
-            method; default (``None``) a single attempt. One given is your explicit choice: it
-            repeats POST and PATCH too. ``client.request(..., strategy=...)`` overrides both for
-            one call.
+    A strategy given for safe or unsafe methods is your explicit choice: it repeats POST and
+    PATCH too. ``client.request(..., strategy=...)`` overrides both for one call. Failures never
+    raise: they come back as synthetic responses (see ``SyntheticResponses``).
+
+    Options:
+        transport: where requests are sent (e.g. ``AioHttpTransport(session)``); required.
+        endpoint: an absolute http(s) URL every call goes to; give it or ``endpoint_provider``,
+            not both; default ``None``.
+        endpoint_provider: an ``EndpointProvider`` asked for the endpoint on every call; default
+            ``None``.
+        safe_method_strategy: the strategy for GET, HEAD and OPTIONS; default ``None``: 3
+            sequential attempts with ``linear_backoff_delays()``.
+        unsafe_method_strategy: the strategy for every other method; default ``None``: a single
+            attempt.
         response_classifier: which outcomes are failures, for strategies and breaker; default
-            ``DefaultResponseClassifier()``.
-        timeout: deadline of a call with none given nor inherited; default 20.
+            ``None``: ``DefaultResponseClassifier()``.
+        timeout: deadline of a call with none given nor inherited, seconds; default 20.
         priority: priority of a call with none given nor inherited; default NORMAL.
         low_timeout_threshold: no call, and no attempt of it, starts with less time left than
-            this (a synthetic 408 with ``X-Do-Not-Retry`` when the call itself is refused);
-            default 0.005.
-        emit_system_headers: write X-Request-Timeout/-Priority/-Attempt; default True.
+            this, seconds (a synthetic 408 with ``X-Do-Not-Retry`` when the call itself is
+            refused); default 0.005 (5 ms).
+        emit_system_headers: write X-Request-Timeout/-Priority/-Attempt; default ``True``.
         request_enricher: ``f(request)`` (or the older ``f(request, emit_system_headers)``,
             given ``False``), sync or async, applied to every attempt; default none.
-        metrics_provider: default the transport's ``metrics_provider``, else none;
-            ``NOOP_METRICS_PROVIDER`` records nothing.
+        metrics_provider: records calls, attempts, the strategies' events and the breaker's
+            changes; ``NOOP_METRICS_PROVIDER`` records nothing; default ``None``: the
+            transport's ``metrics_provider``, else none.
         circuit_breaker: one sample per attempt, keyed by endpoint; default none.
-        retry_budget: shared by every strategy of this client; default ``RetryBudget()``
-            (20% of calls + 10/s over 10 s).
+        retry_budget: shared by every strategy of this client; default ``None``: a
+            ``RetryBudget()`` (20% of calls + 10/s over 10 s).
         middlewares: yours, per attempt, just before the system headers are written (an
-            aio-request ``RequestModule`` is taken too).
-        call_middlewares: yours, once per call, outermost (e.g. ``ClientLog()``).
+            aio-request ``RequestModule`` is taken too); default none.
+        call_middlewares: yours, once per call, outermost (e.g. ``ClientLog()``); default none.
         tracing: an OpenTelemetry span per call and a CLIENT span per attempt, its context
             sent to the callee (``middlewares.tracing``); needs opentelemetry-api; default
             ``False``.
-        tracer_provider: where the spans go; default ``None``: OpenTelemetry's global one.
-            Only with ``tracing=True``.
-
-    Failures never raise: they come back as synthetic responses (see ``SyntheticResponses``).
+        tracer_provider: where the spans go, only with ``tracing=True``; default ``None``:
+            OpenTelemetry's global one.
     """
     if (endpoint is None) == (endpoint_provider is None):
         raise ValueError("give exactly one of endpoint and endpoint_provider")
@@ -224,6 +231,12 @@ def _breaker(
 
 
 def setup_v2(*, request_enricher: RequestEnricher | None = None, **kwargs: Any) -> Client:
-    """aio-request's older entry point: ``setup()`` with the same options, supported (no
-    deprecation warning). Its ``request_enricher`` may take ``(request, emit_system_headers)``."""
+    """aio-request's older entry point: ``setup()`` with the same options.
+
+    Supported, with no deprecation warning. Every other keyword goes to ``setup()`` as it is.
+
+    Options:
+        request_enricher: as ``setup()``'s: ``f(request)`` or the older
+            ``f(request, emit_system_headers)``, given ``False``; default ``None``.
+    """
     return setup(request_enricher=request_enricher, **kwargs)

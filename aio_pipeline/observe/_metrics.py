@@ -1,8 +1,8 @@
 """What the pipeline asks of a metrics backend, so that the core never imports one.
 
-A backend (``aio_pipeline.middlewares.prometheus.PrometheusMetricsProvider``, ``aio_pipeline.middlewares.otel``) implements
-``MetricsProvider``; ``setup()`` and ``aiohttp_middleware_factory()`` place the pieces it hands
-out at the right depth of their stacks:
+A backend (``PrometheusMetricsProvider`` and ``OpenTelemetryMetricsProvider``, in
+``aio_pipeline.middlewares``) implements ``MetricsProvider``; ``setup()`` and
+``aiohttp_middleware_factory()`` place the pieces it hands out at the right depth of their stacks:
 
     client: [call middleware] deadline priority strategy [attempt middleware] breaker wire transport
             strategy events -> client_event_hook        breaker changes -> circuit_breaker_hook

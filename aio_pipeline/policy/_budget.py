@@ -38,11 +38,18 @@ __all__ = ["RetryBudget"]
 
 @dataclass(eq=False)
 class RetryBudget:
-    """Allows extra attempts up to ``ratio`` of the first attempts plus ``min_per_second`` times
-    ``window_seconds``, both counted over the last ``window_seconds``.
+    """Allows extra attempts up to a share of the first attempts, plus a small reserve.
 
-    Defaults: 20% plus 10 per second over 10 s. The window slides in ``buckets`` steps (10).
-    ``clock`` is the running loop's clock by default. Share one instance per client.
+    The allowance is ``ratio`` of the first attempts plus ``min_per_second`` times
+    ``window_seconds``, both counted over the last ``window_seconds``: by default 20% plus 10 per
+    second over 10 s. Share one instance per client.
+
+    Options:
+        ratio: extra attempts per first attempt, a fraction >= 0 (0.2: 20%); default 0.2.
+        min_per_second: the reserve, extra attempts per second of the window, >= 0; default 10.
+        window_seconds: the window counted over, seconds, > 0; default 10.
+        buckets: the steps the window slides in, a count >= 1; default 10.
+        clock: ``() -> seconds``, monotonic; default the running loop's clock (``loop_time``).
     """
 
     ratio: float = 0.2

@@ -80,9 +80,16 @@ _ACCEPT, _REJECT = ResponseVerdict.ACCEPT, ResponseVerdict.REJECT
 class DefaultResponseClassifier(ResponseClassifier):
     """Rejects 5xx, 408, 429 and ``network_errors_code``; accepts everything else.
 
-    ``verdict_for_status`` overrides any status (checked first, as in aio-request). A response
-    carrying ``X-Do-Not-Retry`` is accepted. ``network_errors_code`` (489) and
-    ``too_many_redirects_code`` (488) are the synthetic statuses aio-request uses for failures.
+    A response carrying ``X-Do-Not-Retry`` is accepted. Exceptions are judged by
+    ``ResponseClassifier.classify_error``.
+
+    Options:
+        verdict_for_status: a verdict per status, overriding any other rule (checked first, as
+            in aio-request; ``None`` is taken as empty); default empty.
+        network_errors_code: the synthetic status aio-request uses for a network failure,
+            rejected; default 489.
+        too_many_redirects_code: the synthetic status aio-request uses for too many redirects,
+            taken for its signature; no rule reads it (as a 4xx, it is accepted); default 488.
     """
 
     verdict_for_status: Mapping[int, ResponseVerdict] = field(default_factory=lambda: MappingProxyType({}))

@@ -54,7 +54,11 @@ def _uniform(rng: random.Random | None) -> float:
 
 @dataclass(frozen=True, slots=True)
 class ConstantDelays:
-    """The same ``delay`` (seconds, default 0) before every attempt."""
+    """The same ``delay`` before every attempt.
+
+    Options:
+        delay: seconds, >= 0; default 0.
+    """
 
     delay: float = 0.0
 
@@ -67,8 +71,17 @@ class ConstantDelays:
 
 @dataclass(frozen=True, slots=True)
 class LinearBackoffDelays:
-    """``min_delay_seconds + attempt * delay_multiplier``, randomly lengthened or shortened by up
-    to ``jitter`` of itself (0.2: +-20%), as aio-request's ``linear_delays``."""
+    """``min_delay_seconds + attempt * delay_multiplier``, with jitter, as aio-request's ``linear_delays``.
+
+    The delay is randomly lengthened or shortened by up to ``jitter`` of itself.
+
+    Options:
+        min_delay_seconds: seconds, >= 0, added to every delay; default 0.
+        delay_multiplier: seconds per attempt made, >= 0; default 0.05.
+        jitter: a fraction 0..1 of the delay (0.2: +-20%); default 0.2.
+        rng: a ``random.Random`` the jitter is drawn from (seed it in tests); default ``None``:
+            the ``random`` module's generator.
+    """
 
     min_delay_seconds: float = 0.0
     delay_multiplier: float = 0.05
@@ -87,9 +100,19 @@ class LinearBackoffDelays:
 
 @dataclass(frozen=True, slots=True)
 class ExponentialBackoffDelays:
-    """``base_delay_seconds * multiplier ** (attempt - 1)``, at most ``max_delay_seconds``, then
-    drawn uniformly from ``[(1 - jitter) * d, d]``: ``jitter=1`` (the default) is "full jitter",
-    which spreads a crowd of retrying clients best; ``jitter=0`` is none."""
+    """``base_delay_seconds * multiplier ** (attempt - 1)``, at most ``max_delay_seconds``, with jitter.
+
+    The capped delay ``d`` is then drawn uniformly from ``[(1 - jitter) * d, d]``: ``jitter=1``
+    is "full jitter", which spreads a crowd of retrying clients best; ``jitter=0`` is none.
+
+    Options:
+        base_delay_seconds: seconds, >= 0: the delay after the first attempt; default 0.05.
+        multiplier: the factor per further attempt, >= 1; default 2.
+        max_delay_seconds: the cap, seconds, >= ``base_delay_seconds``; default 5.
+        jitter: a fraction 0..1 of the delay; default 1 (full jitter).
+        rng: a ``random.Random`` the jitter is drawn from (seed it in tests); default ``None``:
+            the ``random`` module's generator.
+    """
 
     base_delay_seconds: float = 0.05
     multiplier: float = 2.0
@@ -112,12 +135,26 @@ class ExponentialBackoffDelays:
 
 
 def constant_delays(*, delay: float = 0.0) -> ConstantDelays:
+    """The same delay before every attempt: a ``ConstantDelays``.
+
+    Options:
+        delay: seconds, >= 0; default 0.
+    """
     return ConstantDelays(delay)
 
 
 def linear_backoff_delays(
     *, min_delay_seconds: float = 0.0, delay_multiplier: float = 0.05, jitter: float = 0.2
 ) -> LinearBackoffDelays:
+    """``min_delay_seconds + attempt * delay_multiplier``, with jitter: a ``LinearBackoffDelays``.
+
+    aio-request's ``linear_delays`` (also ours, as an alias); the strategies' default.
+
+    Options:
+        min_delay_seconds: seconds, >= 0, added to every delay; default 0.
+        delay_multiplier: seconds per attempt made, >= 0; default 0.05.
+        jitter: a fraction 0..1 of the delay (0.2: +-20%); default 0.2.
+    """
     return LinearBackoffDelays(min_delay_seconds, delay_multiplier, jitter)
 
 
@@ -128,6 +165,17 @@ linear_delays = linear_backoff_delays
 def exponential_backoff_delays(
     *, base_delay_seconds: float = 0.05, multiplier: float = 2.0, max_delay_seconds: float = 5.0, jitter: float = 1.0
 ) -> ExponentialBackoffDelays:
+    """Capped exponential backoff with jitter: an ``ExponentialBackoffDelays``.
+
+    ``base_delay_seconds * multiplier ** (attempt - 1)``, at most ``max_delay_seconds``, then
+    drawn uniformly from ``[(1 - jitter) * d, d]``.
+
+    Options:
+        base_delay_seconds: seconds, >= 0: the delay after the first attempt; default 0.05.
+        multiplier: the factor per further attempt, >= 1; default 2.
+        max_delay_seconds: the cap, seconds, >= ``base_delay_seconds``; default 5.
+        jitter: a fraction 0..1 of the delay; default 1 (full jitter).
+    """
     return ExponentialBackoffDelays(base_delay_seconds, multiplier, max_delay_seconds, jitter)
 
 
@@ -172,21 +220,34 @@ def _seconds_of(response: Response | float) -> float | None:
 class PercentileBasedRequestAttemptDelaysProvider(RequestAttemptDelaysProvider, RequestResponseObserver):
     """Hedge at a ``percentile`` of recently observed latency, per method and route.
 
-    Keeps the last ``window_size_seconds`` (300) of observations per key, at most ``max_samples``
-    (1000) each, for at most ``max_keys`` (1000, least recently used dropped). With fewer than
-    ``min_samples`` (20) for a key it knows nothing yet and answers ``min_delay_seconds``, as
-    aio-request does with no data (a percentile of a handful of samples is noise); otherwise the
-    percentile, clamped to ``[min_delay_seconds, max_delay_seconds]`` (0.05 s, 10 s). The same
-    delay applies between every two attempts: hedges start one delay apart, which is the schedule
-    aio-request's ``delay * attempt``, counted from the first attempt, gives. Strategies report
-    what ``latency_sample`` says: answers, and attempts cut by their deadline or outrun by a hedge
-    as "at least this slow", so the percentile does not drift low when the endpoint slows down;
-    never instant refusals (an open circuit, an invalid request), which say nothing of the
-    endpoint. ``observe(request, response)`` also takes a response, as aio-request's observer
-    does: a 2xx with a measured ``elapsed`` is a sample. ``clock`` defaults to the loop's.
+    Keeps the last ``window_size_seconds`` of observations per key, at most ``max_samples``
+    each, for at most ``max_keys``. With fewer than ``min_samples`` for a key it knows nothing
+    yet and answers ``min_delay_seconds``, as aio-request does with no data (a percentile of a
+    handful of samples is noise); otherwise the percentile, clamped to ``[min_delay_seconds,
+    max_delay_seconds]``. The same delay applies between every two attempts: hedges start one
+    delay apart, which is the schedule aio-request's ``delay * attempt``, counted from the first
+    attempt, gives. Strategies report what ``latency_sample`` says: answers, and attempts cut by
+    their deadline or outrun by a hedge as "at least this slow", so the percentile does not drift
+    low when the endpoint slows down; never instant refusals (an open circuit, an invalid
+    request), which say nothing of the endpoint. ``observe(request, response)`` also takes a
+    response, as aio-request's observer does: a 2xx with a measured ``elapsed`` is a sample.
 
-    ``buckets_count`` (2) is taken for aio-request's signature and checked (> 0), but not needed:
-    the window slides per sample. ``window_seconds`` is the older name of ``window_size_seconds``.
+    Options:
+        percentile: a fraction in (0, 1) (0.95: the 95th percentile); default 0.95.
+        min_delay_seconds: seconds, >= 0: the least delay, and the answer with too few samples;
+            default 0.05.
+        max_delay_seconds: seconds, >= ``min_delay_seconds``: the most delay; default 10.
+        window_size_seconds: how long an observation is kept, seconds, > 0; default 300.
+        buckets_count: a count > 0, taken for aio-request's signature and checked, but not
+            needed: the window slides per sample; default 2.
+        min_samples: observations of a key needed before its percentile is used, a count > 0;
+            default 20.
+        max_samples: observations kept per key, a count > 0 (the oldest dropped); default 1000.
+        max_keys: method-and-route keys kept, a count > 0 (the least recently used dropped);
+            default 1000.
+        clock: ``() -> seconds``, monotonic; default the running loop's (``loop_time``).
+        window_seconds: the older name of ``window_size_seconds``, seconds; default ``None``
+            (``window_size_seconds`` applies).
     """
 
     percentile: float = 0.95

@@ -82,6 +82,9 @@ def aiohttp_timeout(*, seconds: float) -> Callable[[HandlerT], HandlerT]:
         async def report(request: web.Request) -> web.Response: ...
 
     A client's ``X-Request-Timeout`` still wins over it (capped by ``max_timeout``).
+
+    Options:
+        seconds: the handler's default timeout, seconds, finite and > 0; required.
     """
     if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"seconds must be a finite number of seconds > 0, got {seconds!r}")
@@ -114,8 +117,8 @@ def aiohttp_server_middleware(
 ) -> AiohttpMiddleware:
     """One aiohttp middleware running ``middlewares`` (first outermost) around each handler.
 
-    Our errors become responses: ``DeadlineExceededError`` -> ``expired_status`` (default
-    408), ``OverloadedError`` -> 503 with ``Retry-After``, unless the response has already
+    Our errors become responses: ``DeadlineExceededError`` -> ``expired_status``,
+    ``OverloadedError`` -> 503 with ``Retry-After``, unless the response has already
     started: then they go on to aiohttp, which closes the connection. Every other exception,
     aiohttp's ``HTTPException`` included, passes through untouched. Everything runs in the
     request's own task, so context set by a middleware is seen by the handler. Each request's
@@ -133,6 +136,11 @@ def aiohttp_server_middleware(
 
     With observers in the stack, the loop's clock is read once per request, on arrival here (the
     exchange's ``started``): the durations they record count from then.
+
+    Options:
+        middlewares: the server middlewares, first outermost; required.
+        expired_status: the status answering a ``DeadlineExceededError``, an HTTP error status
+            (400-599); default 408.
     """
     if not isinstance(expired_status, int) or not 400 <= expired_status <= 599:
         raise ValueError(f"expired_status must be an HTTP error status (400-599), got {expired_status!r}")

@@ -102,18 +102,22 @@ def conformance_report(
     request: Request | None = None,
     maps_errors: Iterable[type[BaseException]] = (),
 ) -> ConformanceReport:
-    """Run the client ``middleware`` through the check's scenarios (see the module) and report
-    every rule it breaks. It never raises for a broken rule; ``check_middleware`` does.
+    """Run the client ``middleware`` through the check's scenarios and report every rule it breaks.
+
+    See the module for the scenarios. It never raises for a broken rule; ``check_middleware``
+    does.
 
     Options:
-        request: the request each scenario sends, as a caller would build it; default a GET of
-            ``items/{id}`` with a path parameter, a query, a header and a caller's extension
-            holding a list. Scenarios that retry or hedge send it marked ``retryable`` when its
-            method is not idempotent; its ``deadline``, if any, is left out (each scenario gives
-            the call its own).
+        middleware: the client middleware checked, ``(request, call_next) -> response``;
+            required.
+        request: the request each scenario sends, as a caller would build it. Scenarios that
+            retry or hedge send it marked ``retryable`` when its method is not idempotent; its
+            ``deadline``, if any, is left out (each scenario gives the call its own); default
+            ``None``: a GET of ``items/{id}`` with a path parameter, a query, a header and a
+            caller's extension holding a list.
         maps_errors: exception types from ``call_next`` the middleware means to map (to an
-            exception of its own, or to a response); any other must come out as it went in.
-            Default none.
+            exception of its own, or to a response); any other must come out as it went in;
+            default none.
     """
     if not callable(middleware):
         raise ValueError(f"middleware must be a callable (request, call_next), got {middleware!r}")
@@ -133,8 +137,14 @@ def check_middleware(
     request: Request | None = None,
     maps_errors: Iterable[type[BaseException]] = (),
 ) -> None:
-    """Raise ``AssertionError`` listing every rule the client ``middleware`` breaks, in plain
-    words; options as ``conformance_report``."""
+    """Raise ``AssertionError`` listing every rule the client ``middleware`` breaks, in plain words.
+
+    Options:
+        middleware: the client middleware checked; required.
+        request: the request each scenario sends; default ``None``: the check's own (see
+            ``conformance_report``).
+        maps_errors: exception types from ``call_next`` the middleware means to map; default none.
+    """
     __tracebackhide__ = True  # pytest shows the caller's line, not this one
     report = conformance_report(middleware, request=request, maps_errors=maps_errors)
     if not report.ok:
@@ -144,8 +154,18 @@ def check_middleware(
 def server_conformance_report(
     middleware: Callable[..., Awaitable[Any]], *, maps_errors: Iterable[type[BaseException]] = ()
 ) -> ConformanceReport:
-    """Run the server ``middleware`` through the server scenarios (see the module) and report
-    every rule it breaks; ``maps_errors`` as ``conformance_report``."""
+    """Run the server ``middleware`` through the server scenarios and report every rule it breaks.
+
+    See the module for the scenarios. It never raises for a broken rule;
+    ``check_server_middleware`` does.
+
+    Options:
+        middleware: the server middleware checked, ``(request, call_next) -> response``;
+            required.
+        maps_errors: exception types from ``call_next`` the middleware means to map (to an
+            exception of its own, or to a response); any other must come out as it went in;
+            default none.
+    """
     if not callable(middleware):
         raise ValueError(f"middleware must be a callable (request, call_next), got {middleware!r}")
     check = _Check(_ServerSide(), middleware, _mapped(maps_errors))
@@ -156,7 +176,12 @@ def server_conformance_report(
 def check_server_middleware(
     middleware: Callable[..., Awaitable[Any]], *, maps_errors: Iterable[type[BaseException]] = ()
 ) -> None:
-    """Raise ``AssertionError`` listing every rule the server ``middleware`` breaks."""
+    """Raise ``AssertionError`` listing every rule the server ``middleware`` breaks.
+
+    Options:
+        middleware: the server middleware checked; required.
+        maps_errors: exception types from ``call_next`` the middleware means to map; default none.
+    """
     __tracebackhide__ = True
     report = server_conformance_report(middleware, maps_errors=maps_errors)
     if not report.ok:

@@ -46,10 +46,12 @@ class FakeTransport(Transport):
     real transport would, with ``DeadlineExceededError``. ``sent`` records every call, and
     ``responses`` every response returned, in order (a test can check they were closed).
 
-    Past the end of the script, each attempt gets ``otherwise`` when one is given (a step that
-    makes a fresh outcome per attempt, such as ``respond(200)``, answers any number of them);
-    without it, running out of steps is an ``AssertionError``, so a test cannot pass with more
-    attempts than it scripted.
+    Options:
+        script: the steps, one per attempt, in order (``add`` appends more); default none.
+        otherwise: the step for every attempt past the end of the script (a step that makes a
+            fresh outcome per attempt, such as ``respond(200)``, answers any number of them);
+            default ``None``: running out of steps is an ``AssertionError``, so a test cannot
+            pass with more attempts than it scripted.
     """
 
     def __init__(self, script: Iterable[Step] = (), *, otherwise: Step | None = None) -> None:

@@ -97,10 +97,13 @@ class _Sends:
 class AioHttpTransport(Transport):
     """A transport over ``client_session``, which stays the caller's to close.
 
-    ``buffer_payload=True`` (the default) reads the whole body inside the attempt, so the
-    deadline bounds it and the connection returns to the pool at once; ``False`` returns a
-    response that reads on demand and holds its connection until closed. ``metrics_provider``
-    is for ``setup()`` to use (see ``Transport``).
+    Options:
+        client_session: the ``aiohttp.ClientSession`` requests are sent through; required.
+        buffer_payload: read the whole body inside the attempt, so the deadline bounds it and the
+            connection returns to the pool at once; ``False`` returns a response that reads on
+            demand and holds its connection until closed; default ``True``.
+        metrics_provider: for ``setup()`` to use when given none (see ``Transport``); the
+            transport itself records nothing; default ``None``.
 
     aiohttp follows redirects (and resends an idempotent request once over a fresh connection)
     inside one ``session.request``. For a request that is not idempotent, whether any of those

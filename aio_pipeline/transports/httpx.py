@@ -96,7 +96,12 @@ class HttpxTransport(Transport):
     Redirects are followed here, one hop at a time, so each request's own ``allow_redirects``
     and ``max_redirects`` apply (httpx only has a per-client limit), and a failure is known to
     come before or after the first hop reached the server (``map_error``). The body is read
-    inside the attempt, so the deadline bounds it. ``metrics_provider`` is for ``setup()``.
+    inside the attempt, so the deadline bounds it.
+
+    Options:
+        async_client: the ``httpx.AsyncClient`` requests are sent through; required.
+        metrics_provider: for ``setup()`` to use when given none (see ``Transport``); the
+            transport itself records nothing; default ``None``.
     """
 
     __slots__ = ("_client",)

@@ -210,9 +210,11 @@ class ClientLog(_Options):
 
 @dataclass(frozen=True, slots=True)
 class ServerLog(_Options):
-    """The access log (``aio_pipeline.server.request``), and the request's values bound with
-    ``structlog.contextvars`` for the handler's own log lines: ``client``, ``priority`` and
-    ``deadline_remaining`` (seconds, at arrival); unbound when the request ends.
+    """The access log (``aio_pipeline.server.request``), and the request's values bound for the handler.
+
+    The values are bound with ``structlog.contextvars`` for the handler's own log lines:
+    ``client``, ``priority`` and ``deadline_remaining`` (seconds, at arrival); unbound when the
+    request ends.
 
     Put it outermost (``aiohttp_middleware_factory(outer_middlewares=[ServerLog()])``) so that
     refused requests are logged too; there it binds what the caller sent (``X-Request-Timeout``,
