@@ -19,6 +19,7 @@ too: its own value if it has one, else the one the request carries.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, Final, Generic, TypeVar, cast
 
@@ -37,10 +38,12 @@ __all__ = [
     "budget_for",
     "classifier_for",
     "event_hooks_for",
+    "with_client_defaults",
     "with_event_hook",
 ]
 
 T = TypeVar("T")
+StrategyT = TypeVar("StrategyT")
 
 
 class Key(Generic[T]):
@@ -95,6 +98,27 @@ def event_hooks_for(own: Sequence[EventHook], request: Request) -> tuple[EventHo
     """The hooks a strategy reports to: its own, then those the request carries."""
     carried = EVENT_HOOKS.get(request)
     return (*own, *carried) if carried else tuple(own)
+
+
+def with_client_defaults(
+    strategy: StrategyT,
+    *,
+    budget: RetryBudget | None,
+    classifier: ResponseClassifier | None,
+    event_hooks: Sequence[EventHook],
+    low_timeout_threshold: float | None = None,
+    **fields: Any,
+) -> StrategyT:
+    """A copy of ``strategy`` (a dataclass) given a client's defaults, the one rule of every
+    strategy's ``with_defaults``: its own ``budget``, ``classifier`` and ``low_timeout_threshold``
+    are kept, the given ones fill those it has none of (``None``; a field it lacks is skipped),
+    and it reports to ``event_hooks`` after its own. ``fields`` are set as given (a base strategy
+    given the defaults too, say). ``PerCallStrategy`` binds its default strategy so, once."""
+    names = {field.name for field in dataclasses.fields(strategy)}  # type: ignore[arg-type]
+    given = {"budget": budget, "classifier": classifier, "low_timeout_threshold": low_timeout_threshold}
+    changes: dict[str, Any] = {n: v for n, v in given.items() if n in names and getattr(strategy, n) is None}
+    changes["event_hooks"] = (*getattr(strategy, "event_hooks", ()), *event_hooks)
+    return dataclasses.replace(strategy, **changes, **fields)  # type: ignore[type-var]
 
 
 def with_event_hook(request: Request, hook: EventHook) -> Request:

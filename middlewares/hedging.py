@@ -23,14 +23,13 @@ the deadline (whoever cancelled the call) or outrun by the winner as "at least t
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aio_pipeline.chain import Handler
 from aio_pipeline.errors import TransportError
-from aio_pipeline.extensions import budget_for, classifier_for, event_hooks_for
+from aio_pipeline.extensions import budget_for, classifier_for, event_hooks_for, with_client_defaults
 from aio_pipeline.http import Request, Response
 from aio_pipeline.policy import (
     BudgetExhausted,
@@ -134,13 +133,12 @@ class ParallelStrategy:
         """A copy that uses ``budget``, ``classifier`` and ``low_timeout_threshold`` unless it has
         its own, and reports to ``event_hooks`` too: how ``PerCallStrategy`` gives it the
         client's, once."""
-        own = self.low_timeout_threshold
-        return dataclasses.replace(
+        return with_client_defaults(
             self,
-            budget=self.budget if self.budget is not None else budget,
-            classifier=self.classifier if self.classifier is not None else classifier,
-            event_hooks=(*self.event_hooks, *event_hooks),
-            low_timeout_threshold=own if own is not None else low_timeout_threshold,
+            budget=budget,
+            classifier=classifier,
+            event_hooks=event_hooks,
+            low_timeout_threshold=low_timeout_threshold,
         )
 
     @property

@@ -8,7 +8,6 @@ the core (``_classify``, ``_delays``, ``_retry_after``, ``_budget``); this modul
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any, TypeAlias
 
 from aio_pipeline.chain import Handler, Middleware
 from aio_pipeline.errors import DeadlineRejectedError
-from aio_pipeline.extensions import budget_for, classifier_for, event_hooks_for
+from aio_pipeline.extensions import budget_for, classifier_for, event_hooks_for, with_client_defaults
 from aio_pipeline.http import Request, Response
 from aio_pipeline.policy import (
     BudgetExhausted,
@@ -159,13 +158,12 @@ class SequentialStrategy:
         """A copy that uses ``budget``, ``classifier`` and ``low_timeout_threshold`` unless it has
         its own, and reports to ``event_hooks`` too: how ``PerCallStrategy`` gives it the
         client's, once."""
-        own = self.low_timeout_threshold
-        return dataclasses.replace(
+        return with_client_defaults(
             self,
-            budget=self.budget if self.budget is not None else budget,
-            classifier=self.classifier if self.classifier is not None else classifier,
-            event_hooks=(*self.event_hooks, *event_hooks),
-            low_timeout_threshold=own if own is not None else low_timeout_threshold,
+            budget=budget,
+            classifier=classifier,
+            event_hooks=event_hooks,
+            low_timeout_threshold=low_timeout_threshold,
         )
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:
@@ -353,14 +351,13 @@ class RetryUntilDeadlineExpiredStrategy:
             base = bind(
                 budget=budget, classifier=classifier, event_hooks=(), low_timeout_threshold=low_timeout_threshold
             )
-        own = self.low_timeout_threshold
-        return RetryUntilDeadlineExpiredStrategy(
-            base,
-            self.delays_provider,
-            classifier=self.classifier if self.classifier is not None else classifier,
-            budget=self.budget if self.budget is not None else budget,
-            event_hooks=(*self.event_hooks, *event_hooks),
-            low_timeout_threshold=own if own is not None else low_timeout_threshold,
+        return with_client_defaults(
+            self,
+            budget=budget,
+            classifier=classifier,
+            event_hooks=event_hooks,
+            low_timeout_threshold=low_timeout_threshold,
+            base_strategy=base,
         )
 
     async def __call__(self, request: Request, call_next: Handler[Request, Response], /) -> Response:

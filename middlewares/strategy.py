@@ -18,7 +18,15 @@ from types import MappingProxyType
 from typing import ClassVar, cast
 
 from aio_pipeline.chain import Handler, Middleware, link
-from aio_pipeline.extensions import BUDGET, CLASSIFIER, EVENT_HOOKS, STRATEGY, budget_for, event_hooks_for
+from aio_pipeline.extensions import (
+    BUDGET,
+    CLASSIFIER,
+    EVENT_HOOKS,
+    STRATEGY,
+    budget_for,
+    event_hooks_for,
+    with_client_defaults,
+)
 from aio_pipeline.http import IDEMPOTENT_METHODS, Request, Response
 from aio_pipeline.policy import (
     AttemptFinished,
@@ -74,7 +82,7 @@ class SingleAttempt:
         (``PerCallStrategy`` binds its default strategy so, once, instead of on every request).
         Its one attempt is the call's first, whose time left ``ClientDeadline`` has checked
         against the threshold: ``low_timeout_threshold`` is taken for the common signature."""
-        return SingleAttempt(self.budget if self.budget is not None else budget, (*self.event_hooks, *event_hooks))
+        return with_client_defaults(self, budget=budget, classifier=None, event_hooks=event_hooks)
 
     def link(self, call_next: Handler[Request, Response]) -> Handler[Request, Response]:
         """The handler with ``call_next`` bound (see ``compose``)."""

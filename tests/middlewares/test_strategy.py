@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aio_pipeline import Client, ConnectError, Handler, Pipeline, Request, Response, get, post
-from aio_pipeline.extensions import BUDGET, STRATEGY, with_event_hook
+from aio_pipeline.extensions import BUDGET, STRATEGY, with_client_defaults, with_event_hook
 from aio_pipeline.middlewares.retry import SequentialStrategy, sequential_strategy
 from aio_pipeline.middlewares.strategy import PerCallStrategy, SingleAttempt, single_attempt_strategy
 from aio_pipeline.policy import (
@@ -141,3 +141,17 @@ def test_a_strategy_for_a_pipeline_that_cannot_run_it_is_refused_not_ignored() -
         client.request(get("x"), strategy=sequential_strategy(attempts_count=2))
     assert "SingleAttempt" in str(refused.value)  # the pipeline it looked at
     assert transport.sent == []
+
+
+def test_client_defaults_fill_only_what_a_strategy_lacks_and_add_hooks_after_its_own() -> None:
+    own_budget, client_budget = RetryBudget(), RetryBudget()
+    own_hook, client_hook = (lambda event: None), (lambda event: None)
+    strategy = SequentialStrategy(budget=own_budget, event_hooks=[own_hook])
+    bound = with_client_defaults(
+        strategy, budget=client_budget, classifier=None, event_hooks=[client_hook], low_timeout_threshold=0.01
+    )
+    assert bound.budget is own_budget and bound.low_timeout_threshold == 0.01
+    assert bound.event_hooks == (own_hook, client_hook)
+    assert strategy.low_timeout_threshold is None  # a copy: the original is the user's
+    single = with_client_defaults(SingleAttempt(), budget=client_budget, classifier=None, event_hooks=())
+    assert single.budget is client_budget  # fields SingleAttempt lacks (classifier, threshold) are skipped
